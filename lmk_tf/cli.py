@@ -1,0 +1,45 @@
+"""What every console command shares: quiet TensorFlow logs and one-line errors.
+
+Commands are absl apps. A user's mistake (bad file, bad flag value) must end as
+one line on stderr naming the problem and exit code 2, never a traceback, so
+each entry point runs its `main` through `run_app`.
+"""
+
+import os
+import sys
+
+# Set before TensorFlow is imported anywhere, so its C++ start-up chatter stays out
+# of the output users read. An explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+
+from lmk_tf.errors import LmkError  # noqa: E402
+
+EXIT_USER_ERROR = 2
+
+
+def fail(message: str) -> None:
+    """Print one error line for the running command and exit with code 2."""
+    prog = os.path.basename(sys.argv[0]) or "lmk"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def run_app(main) -> None:
+    """Run an absl `main(argv)`, turning package errors into one stderr line."""
+
+    def guarded(argv):
+        try:
+            return main(argv)
+        except LmkError as e:
+            fail(str(e))
+        except FileNotFoundError as e:
+            fail(f"{e.filename}: no such file or directory")
+        except PermissionError as e:
+            fail(f"{e.filename}: permission denied")
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    app.run(guarded)
