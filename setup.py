@@ -42,6 +42,7 @@ setup(
         "pillow==13.0.0",
         "matplotlib==3.11.2",
         "psutil==7.2.2",
+        "tensorboard==2.21.0",
     ],
     extras_require={"test": ["pytest==9.2.0", "pydicom-data==1.0.0"]},
     entry_points={

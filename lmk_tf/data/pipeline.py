@@ -1,0 +1,154 @@
+"""tf.data input pipelines for the global and local stages.
+
+Everything after reading the shards runs in the graph: a random affine patch
+(rotation, zoom, translation, with landmarks moved by the same transform),
+intensity augmentation, and the targets. Randomness is stateless and seeded
+from (seed, element index), so a pipeline replays identically.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from lmk_tf.data.records import parse_example
+from lmk_tf.data.targets import make_targets
+from lmk_tf.models.sampling import sample_linear
+from lmk_tf.training.config import StageConfig
+
+
+def random_rotation(seed, ndim, max_deg):
+    """A rotation matrix with angles uniform in +-max_deg about each plane."""
+    max_rad = max_deg * math.pi / 180.0
+    if ndim == 2:
+        a = tf.random.stateless_uniform([], seed, -max_rad, max_rad)
+        c, s = tf.cos(a), tf.sin(a)
+        return tf.stack([tf.stack([c, -s]), tf.stack([s, c])])
+    angles = tf.random.stateless_uniform([3], seed, -max_rad, max_rad)
+    rot = tf.eye(3)
+    for plane, (i, j) in enumerate(((0, 1), (0, 2), (1, 2))):
+        c, s = tf.cos(angles[plane]), tf.sin(angles[plane])
+        m = tf.tensor_scatter_nd_update(
+            tf.eye(3), [[i, i], [i, j], [j, i], [j, j]], tf.stack([c, -s, s, c])
+        )
+        rot = m @ rot
+    return rot
+
+
+def _seeds(seed, n):
+    return tf.unstack(tf.random.experimental.stateless_split(seed, n))
+
+
+def random_transform(seed, config: StageConfig):
+    """Output-offset -> source-offset matrix A = rotation * zoom."""
+    s_rot, s_zoom = _seeds(seed, 2)
+    rot = random_rotation(s_rot, config.ndim, config.rotation_deg)
+    zoom = tf.random.stateless_uniform([], s_zoom, config.zoom[0], config.zoom[1])
+    return rot * zoom
+
+
+def augment_intensity(x, seed):
+    """Random contrast, brightness and Gaussian noise on a normalised image."""
+    s1, s2, s3, s4 = _seeds(seed, 4)
+    contrast = tf.random.stateless_uniform([], s1, 0.8, 1.25)
+    brightness = tf.random.stateless_uniform([], s2, -0.25, 0.25)
+    noise_sd = tf.random.stateless_uniform([], s3, 0.0, 0.1)
+    noise = tf.random.stateless_normal(tf.shape(x), s4) * noise_sd
+    return x * contrast + brightness + noise
+
+
+def global_sample(example, seed, config: StageConfig):
+    """A random patch of a prepared image with its global-stage targets."""
+    ndim, size = config.ndim, config.patch_size
+    s_aff, s_shift, s_int = _seeds(seed, 3)
+    image, points, present = example["image"], example["points"], example["present"]
+    src_size = tf.cast(tf.shape(image)[:-1], tf.float32)
+    out_centre = (size - 1) / 2.0
+    # The patch centre moves so that a patch smaller than the image can reach
+    # every part of it, plus `translate_px` of free play either way.
+    reach = tf.abs(src_size - size) / 2.0 + config.translate_px
+    shift = tf.random.stateless_uniform([ndim], s_shift, -1.0, 1.0) * reach
+    src_centre = (src_size - 1.0) / 2.0 + shift
+    a = random_transform(s_aff, config)
+
+    axes = [tf.range(size, dtype=tf.float32) - out_centre] * ndim
+    grid = tf.stack(tf.meshgrid(*axes, indexing="ij"), -1)  # [*P, ndim]
+    coords = tf.einsum("ij,...j->...i", a, grid) + src_centre
+    patch = sample_linear(image[None], coords[None])[0]
+
+    safe = tf.where(present[:, None], points, tf.zeros_like(points))
+    new_points = tf.einsum("ij,lj->li", tf.linalg.inv(a), safe - src_centre) + out_centre
+    inside = tf.reduce_all((new_points >= -0.5) & (new_points <= size - 0.5), axis=-1)
+    new_present = present & inside
+    if config.intensity_aug:
+        patch = augment_intensity(patch, s_int)
+    grid_shape = [config.grid_size] * ndim
+    disp_t, cls_t = make_targets(
+        new_points, new_present, grid_shape, config.net.total_stride,
+        config.displacement_encoding, config.cls_radius, config.reg_radius,
+    )
+    return patch, {"displacement": disp_t, "classification": cls_t}
+
+
+def local_sample(example, seed, config: StageConfig):
+    """One sub-image per landmark, centred near it, with local-stage targets."""
+    ndim, size = config.ndim, config.patch_size
+    s_aff, s_off, s_int = _seeds(seed, 3)
+    image, points, present = example["image"], example["points"], example["present"]
+    num_landmarks = points.shape[0]
+    src_size = tf.cast(tf.shape(image)[:-1], tf.float32)
+    offset_px = config.local_offset_mm / example["spacing"]
+    offsets = tf.random.stateless_uniform([num_landmarks, ndim], s_off, -1.0, 1.0) * offset_px
+    # An unannotated landmark still gets a crop (at the image centre) with
+    # all-zero targets: it teaches the heads what "not here" looks like.
+    safe = tf.where(present[:, None], points, tf.broadcast_to((src_size - 1.0) / 2.0, tf.shape(points)))
+    centres = safe + offsets
+    a = random_transform(s_aff, config)
+
+    out_centre = (size - 1) / 2.0
+    axes = [tf.range(size, dtype=tf.float32) - out_centre] * ndim
+    grid = tf.stack(tf.meshgrid(*axes, indexing="ij"), -1)
+    rotated = tf.einsum("ij,...j->...i", a, grid)
+    expand = [num_landmarks] + [1] * ndim + [ndim]
+    coords = rotated[None] + tf.reshape(centres, expand)  # [L, *n, ndim]
+    crops = sample_linear(image[None], coords[None])[0]  # [L, *n, 1]
+
+    own = tf.einsum("ij,lj->li", tf.linalg.inv(a), safe - centres) + out_centre
+    inside = tf.reduce_all((own >= -0.5) & (own <= size - 0.5), axis=-1)
+    own_present = present & inside
+    if config.intensity_aug:
+        crops = augment_intensity(crops, s_int)
+    grid_shape = [config.grid_size] * ndim
+    disp_t, cls_t = make_targets(
+        own, own_present, grid_shape, config.net.total_stride,
+        config.displacement_encoding, config.cls_radius, config.reg_radius,
+    )
+    # make_targets lays landmarks last; crop l only concerns landmark l.
+    disp_t = tf.reshape(disp_t, grid_shape + [num_landmarks, ndim + 1])
+    perm = [ndim] + list(range(ndim)) + [ndim + 1]
+    disp_t = tf.transpose(disp_t, perm)
+    cls_t = tf.transpose(cls_t, [ndim] + list(range(ndim)))
+    return crops, {"displacement": disp_t, "classification": cls_t}
+
+
+def training_dataset(files, config: StageConfig, num_landmarks: int, *, repeat=True, cache=True):
+    """Batched (input, targets) pairs for `model.fit`, seeded by config.seed."""
+    if not files:
+        raise ValueError("no TFRecord files given")
+    sample = global_sample if config.stage == "global" else local_sample
+    ds = tf.data.TFRecordDataset(sorted(files))
+    ds = ds.map(lambda s: parse_example(s, config.ndim, num_landmarks),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if repeat:
+        ds = ds.shuffle(256, seed=config.seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.enumerate()
+
+    def with_seed(i, ex):
+        seed = tf.stack([tf.constant(config.seed, tf.int64), i])
+        return sample(ex, seed, config)
+
+    ds = ds.map(with_seed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(config.batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

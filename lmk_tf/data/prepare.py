@@ -1,0 +1,124 @@
+"""Images + landmarks -> TFRecord shards for both stages (what `lmk-prepare` does).
+
+Each image is normalised and resampled with the same functions the served
+graph runs (`lmk_tf.models.preprocess`), once to the global spacing and once
+to the local spacing; landmarks are mapped into each resampled grid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Iterable
+
+import numpy as np
+import tensorflow as tf
+
+from lmk_tf.data.records import serialize_example, write_shards
+from lmk_tf.errors import ConfigError
+from lmk_tf.image import Image
+from lmk_tf.models.preprocess import normalise_intensity, resample
+
+
+def resample_for_stage(image: Image, points_index: np.ndarray, spacing: float):
+    """(resampled array, effective spacing, points in the resampled grid's indices)."""
+    x = normalise_intensity(tf.convert_to_tensor(image.array[..., None], tf.float32))
+    out, scale, offset = resample(x, tf.constant(image.spacing, tf.float32), spacing)
+    scale, offset = scale.numpy().astype(np.float64), offset.numpy().astype(np.float64)
+    points = (np.asarray(points_index, np.float64) - offset) / scale
+    return out.numpy()[..., 0], np.asarray(image.spacing) * scale, points
+
+
+def prepare_records(
+    samples: Iterable[tuple[str, Image, np.ndarray]],
+    out_dir: str,
+    *,
+    split: str,
+    landmark_names: list[str],
+    global_spacing: float,
+    local_spacing: float,
+    num_shards: int = 4,
+    log=sys.stdout,
+) -> int:
+    """Writes `<split>-global-*.tfrecord` and `<split>-local-*.tfrecord`.
+
+    Args:
+      samples: (image_id, image, points_index [L, ndim] with NaN rows missing).
+      out_dir: output directory (created).
+      split: 'train' or 'val' (or any name): the shard prefix.
+      landmark_names: the L names; also written to dataset.json.
+      global_spacing, local_spacing: mm per pixel of the two stages.
+
+    Returns:
+      the number of images written.
+    """
+    if global_spacing <= 0 or local_spacing <= 0:
+        raise ConfigError(
+            f"stage spacings must be > 0 mm, got global={global_spacing}, local={local_spacing}"
+        )
+    glob_ex, local_ex, ndim = [], [], None
+    t0 = time.time()
+    for i, (image_id, image, points) in enumerate(samples):
+        points = np.asarray(points, np.float64)
+        if points.shape != (len(landmark_names), image.ndim):
+            raise ConfigError(
+                f"{image_id}: expected {len(landmark_names)} landmarks x {image.ndim} coordinates, "
+                f"got shape {points.shape}"
+            )
+        if ndim is None:
+            ndim = image.ndim
+        elif image.ndim != ndim:
+            raise ConfigError(f"{image_id}: is {image.ndim}D but earlier images are {ndim}D")
+        for spacing, bucket in ((global_spacing, glob_ex), (local_spacing, local_ex)):
+            arr, eff, pts = resample_for_stage(image, points, spacing)
+            bucket.append(serialize_example(arr, eff, pts, image_id))
+        if log and (i + 1) % 25 == 0:
+            print(f"  prepared {i + 1} images ({time.time() - t0:.0f}s)", file=log, flush=True)
+    if ndim is None:
+        raise ConfigError("no images to prepare")
+    write_shards(glob_ex, out_dir, f"{split}-global", num_shards)
+    write_shards(local_ex, out_dir, f"{split}-local", num_shards)
+    write_dataset_info(out_dir, ndim=ndim, landmark_names=landmark_names,
+                       global_spacing=global_spacing, local_spacing=local_spacing,
+                       counts={split: len(glob_ex)})
+    return len(glob_ex)
+
+
+def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_spacing, counts):
+    """dataset.json: what training needs to know about the shards (merged per split)."""
+    path = os.path.join(out_dir, "dataset.json")
+    info = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            info = json.load(f)
+        if info.get("landmark_names") not in (None, list(landmark_names)):
+            raise ConfigError(f"{path}: holds other landmark names; use a fresh output directory")
+    merged_counts = dict(info.get("counts", {}))
+    merged_counts.update(counts)
+    info.update({
+        "ndim": int(ndim),
+        "landmark_names": list(landmark_names),
+        "global_spacing": float(global_spacing),
+        "local_spacing": float(local_spacing),
+        "counts": merged_counts,
+    })
+    with open(path, "w") as f:
+        json.dump(info, f, indent=2)
+
+
+def synthetic_samples(ndim: int, n: int, seed: int, **kwargs):
+    """(id, image, points) triples from the package's synthetic generator."""
+    from lmk_tf.synthetic import make_sample, sample_seed
+
+    for i in range(n):
+        image, points, _ = make_sample(ndim, sample_seed(seed, i), **kwargs)
+        yield f"synthetic-{seed}-{i:04d}", image, mark_outside_missing(image, points)
+
+
+def mark_outside_missing(image: Image, points: np.ndarray) -> np.ndarray:
+    """Landmarks outside the field of view become NaN (annotated as absent)."""
+    points = np.array(points, np.float64)
+    points[~image.contains_index(points)] = np.nan
+    return points

@@ -1,0 +1,149 @@
+"""Trained stages -> ONE SavedModel in TensorFlow Serving's layout.
+
+`saved_models/<name>/<version>/` holds saved_model.pb, variables/, assets/
+(model_info.json: landmark names, ndim, stage settings) and
+assets.extra/tf_serving_warmup_requests. The directory is written under a
+hidden temporary name and renamed into place, so a server polling the base
+path never sees half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from lmk_tf.errors import ConfigError, ModelError
+from lmk_tf.models.assemble import assemble, signature_specs
+
+OUTPUT_KEYS = ("landmarks_index", "landmarks_mm", "confidence", "present")
+MODEL_INFO = "model_info.json"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ServingModule(tf.Module):
+    """Holds the composed model and the `serving_default` function."""
+
+    def __init__(self, pipeline):
+        super().__init__(name="lmk_serving")
+        self.pipeline = pipeline
+        self.serve = tf.function(self._serve, input_signature=signature_specs(pipeline.ndim))
+
+    def _serve(self, image, spacing):
+        # Checks in the graph: stock TF Serving has no validation of its own,
+        # and a failed Assert reaches its clients as INVALID_ARGUMENT.
+        checks = [
+            tf.debugging.assert_all_finite(spacing, "input 'spacing' must be finite"),
+            tf.debugging.assert_positive(spacing, message="input 'spacing' must be > 0"),
+            tf.debugging.assert_greater_equal(
+                tf.shape(image)[:-1], 2, message="input 'image' needs at least 2 pixels per axis"
+            ),
+            tf.debugging.assert_equal(tf.shape(image)[-1], 1, message="input 'image' must have 1 channel"),
+            tf.debugging.assert_all_finite(image, "input 'image' must be finite (no NaN/Inf)"),
+        ]
+        with tf.control_dependencies(checks):
+            out = self.pipeline({"image": tf.identity(image), "spacing": tf.identity(spacing)})
+        return {k: out[k] for k in OUTPUT_KEYS}
+
+
+def next_version(base: str) -> int:
+    """One more than the highest integer version directory under `base` (1 if none)."""
+    versions = [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+    return max(versions, default=0) + 1
+
+
+def model_info(pipeline, extra: dict | None = None) -> dict:
+    info = {
+        "landmark_names": pipeline.landmark_names,
+        "ndim": pipeline.ndim,
+        "global_spacing_mm": pipeline.global_config["spacing"],
+        "local_spacing_mm": pipeline.local_config["spacing"],
+        "presence_threshold": pipeline.presence_threshold,
+        "local_iterations": pipeline.local_iterations,
+        "global_config": pipeline.global_config,
+        "local_config": pipeline.local_config,
+        "inputs": {"image": "float32 [*spatial, 1]", "spacing": f"float32 [{pipeline.ndim}] mm"},
+        "outputs": list(OUTPUT_KEYS),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    info.update(extra or {})
+    return info
+
+
+def write_warmup_requests(version_dir: str, model_name: str, examples):
+    """TF Serving replays these PredictRequests when it loads the version."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path = os.path.join(version_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for image, spacing in examples:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+            )
+            request.inputs["image"].CopyFrom(tf.make_tensor_proto(image.astype(np.float32)))
+            request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.asarray(spacing, np.float32)))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path
+
+
+def export(
+    model_dir: str,
+    base_dir: str,
+    *,
+    version: int | None = None,
+    presence_threshold: float = 0.5,
+    local_iterations: int = 1,
+    warmup_shape=None,
+    warmup_spacing=None,
+    extra_info: dict | None = None,
+) -> str:
+    """Exports the trained stages in `model_dir` to `base_dir/<version>/`; returns that path."""
+    name = os.path.basename(os.path.normpath(base_dir))
+    if not _NAME.match(name):
+        raise ConfigError(f"model name {name!r} (last part of {base_dir}) must be letters, digits, '_', '-', '.'")
+    os.makedirs(base_dir, exist_ok=True)
+    version = next_version(base_dir) if version is None else int(version)
+    if version < 1:
+        raise ConfigError(f"version must be a positive integer, got {version}")
+    final = os.path.join(base_dir, str(version))
+    if os.path.exists(final):
+        raise ConfigError(f"{final} already exists; versions are immutable, pick another --version")
+
+    pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations)
+    module = ServingModule(pipeline)
+    tmp = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve.get_concrete_function()})
+        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
+        with open(os.path.join(tmp, "assets", MODEL_INFO), "w") as f:
+            json.dump(model_info(pipeline, extra_info), f, indent=2)
+        ndim = pipeline.ndim
+        shape = tuple(warmup_shape or ((256, 256) if ndim == 2 else (64, 64, 64)))
+        spacing = warmup_spacing or [pipeline.global_config["spacing"] / 2.0] * ndim
+        warm = np.random.default_rng(0).normal(size=shape + (1,)).astype(np.float32)
+        write_warmup_requests(tmp, name, [(warm, spacing)])
+        os.rename(tmp, final)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_model_info(version_dir: str) -> dict:
+    path = os.path.join(version_dir, "assets", MODEL_INFO)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing; is {version_dir} an lmk-tf SavedModel?") from None

@@ -1,0 +1,64 @@
+"""Intensity normalisation and resampling, shared by data preparation and the served graph.
+
+`lmk-prepare` runs these eagerly on each training image and the exported
+SavedModel runs the very same functions in its graph, so a network never sees
+an image prepared differently from the ones it was trained on.
+
+Geometry of a resampled image: output index j along an axis of N input pixels
+resized to M lies at input index offset + scale * j, with scale = N / M and
+offset = (scale - 1) / 2 (the half-pixel-centre convention of tf.image.resize).
+"""
+
+import tensorflow as tf
+
+CLIP = 5.0
+
+
+def normalise_intensity(image):
+    """Z-score over the whole image, clipped to +-5 SD so outliers cannot dominate."""
+    x = tf.cast(image, tf.float32)
+    mean = tf.reduce_mean(x)
+    std = tf.math.reduce_std(x)
+    return tf.clip_by_value((x - mean) / tf.maximum(std, 1e-6), -CLIP, CLIP)
+
+
+def resampled_size(size, spacing, target_spacing):
+    """Pixels per axis after resampling `size` pixels of `spacing` to `target_spacing`."""
+    size = tf.cast(size, tf.float32)
+    n = tf.round(size * tf.cast(spacing, tf.float32) / tf.cast(target_spacing, tf.float32))
+    return tf.cast(tf.maximum(n, 1.0), tf.int32)
+
+
+def _resize_axes(image, size):
+    """Resizes the two middle axes of a [N, A, B, C] tensor (area-averaged when shrinking)."""
+    return tf.image.resize(image, size, method="bilinear", antialias=True)
+
+
+def resample(image, spacing, target_spacing):
+    """Resamples a [*spatial, C] image (2D or 3D) to `target_spacing` mm.
+
+    Args:
+      image: [H, W, C] or [D, H, W, C] float tensor.
+      spacing: [ndim] mm per pixel of `image`.
+      target_spacing: scalar or [ndim] mm per pixel wanted.
+
+    Returns:
+      (resampled, scale, offset): input index = offset + scale * output index,
+      per axis; the effective output spacing is spacing * scale.
+    """
+    ndim = image.shape.rank - 1
+    spacing = tf.cast(tf.reshape(spacing, [ndim]), tf.float32)
+    target = tf.broadcast_to(tf.cast(target_spacing, tf.float32), [ndim])
+    size_in = tf.shape(image)[:-1]
+    size_out = resampled_size(size_in, spacing, target)
+    if ndim == 2:
+        out = _resize_axes(image[None], size_out)[0]
+    else:
+        # Separable: in-plane first (slices as batch), then along the slice axis.
+        x = _resize_axes(image, size_out[1:])
+        x = tf.transpose(x, [1, 0, 2, 3])
+        x = _resize_axes(x, tf.stack([size_out[0], size_out[2]]))
+        out = tf.transpose(x, [1, 0, 2, 3])
+    scale = tf.cast(size_in, tf.float32) / tf.cast(size_out, tf.float32)
+    offset = (scale - 1.0) / 2.0
+    return out, scale, offset
