@@ -72,7 +72,11 @@ class Image:
             raise ConfigError(
                 f"direction must be {ndim}x{ndim}, got shape {direction.shape}"
             )
-        if abs(abs(np.linalg.det(direction)) - 1.0) > 1e-3:
+        # A determinant of +-1 alone lets sheared matrices through, and
+        # world_to_index relies on the inverse being the transpose.
+        if not np.all(np.isfinite(direction)) or not np.allclose(
+            direction.T @ direction, np.eye(ndim), atol=1e-3
+        ):
             raise ConfigError(f"direction must be orthonormal, got {direction.tolist()}")
         self.direction = direction
 

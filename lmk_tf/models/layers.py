@@ -69,7 +69,7 @@ class WeightedDisplacementAggregation(keras.layers.Layer):
 
     Returns:
       [B, L, ndim] positions in stage pixel indices, and [B, L] confidence
-      (the largest cell probability of each landmark).
+      (the summed cell probabilities of each landmark, capped at 1).
 
     Example:
       >>> agg = WeightedDisplacementAggregation(stride=8)
@@ -113,7 +113,10 @@ class WeightedDisplacementAggregation(keras.layers.Layer):
             weights = ops.where(weights >= ops.expand_dims(kth, 1), weights, 0.0)
         total = ops.maximum(ops.sum(weights, axis=1), 1e-12)
         position = ops.sum(ops.expand_dims(weights, -1) * votes, axis=1) / ops.expand_dims(total, -1)
-        return position, ops.squeeze(peak, 1)
+        # Probability mass, not the peak: a landmark on a cell border splits its
+        # probability between neighbours, each well below 0.5.
+        confidence = ops.minimum(ops.sum(prob, axis=1), 1.0)
+        return position, confidence
 
     def compute_output_shape(self, displacement_shape, probability_shape):
         batch, num_landmarks = probability_shape[0], probability_shape[-1]

@@ -31,8 +31,9 @@ class GlobalToLocal(keras.Model):
       global_config: dict of the global StageConfig.
       local_config: dict of the local StageConfig.
       landmark_names: the L names, in output order.
-      presence_threshold: a landmark is `present` when the global stage's peak
-        cell probability reaches this and the estimate lies in the image.
+      presence_threshold: a landmark is `present` when the global stage's
+        confidence (summed cell probabilities) reaches this and the estimate
+        lies in the image.
       local_iterations: how often the local stage refines (paper: once).
 
     Call arguments:
@@ -75,13 +76,13 @@ class GlobalToLocal(keras.Model):
         g_img, g_scale, g_off = resample(x, spacing, g.spacing)
         out = self.global_net(g_img[None], training=False)
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
-        g_pos, g_peak = self.global_aggregation(disp, out["classification"])
+        g_pos, g_conf = self.global_aggregation(disp, out["classification"])
         index = g_off + g_scale * g_pos[0]
         global_index = index
 
         l_img, l_scale, l_off = resample(x, spacing, loc.spacing)
         stride, n = loc.net.total_stride, loc.patch_size
-        confidence = g_peak[0]
+        confidence = g_conf[0]
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale
             crops = self.crop(l_img[None], centres[None])
@@ -90,14 +91,14 @@ class GlobalToLocal(keras.Model):
             disp = decode_displacement(out["displacement"], stride, loc.displacement_encoding)
             disp = tf.reshape(disp, [num_landmarks, *grid, self.ndim])
             prob = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
-            pos, peak = self.local_aggregation(disp, prob)
+            pos, l_conf = self.local_aggregation(disp, prob)
             local_index = centres + pos[:, 0] - (n - 1) / 2.0
             index = l_off + l_scale * local_index
-            confidence = peak[:, 0]
+            confidence = l_conf[:, 0]
 
         size = tf.cast(tf.shape(image)[:-1], tf.float32)
         inside = tf.reduce_all((index >= -0.5) & (index <= size - 0.5), axis=-1)
-        present = (g_peak[0] >= self.presence_threshold) & inside
+        present = (g_conf[0] >= self.presence_threshold) & inside
         return {
             "landmarks_index": index,
             "landmarks_mm": index * spacing,

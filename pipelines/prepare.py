@@ -1,0 +1,46 @@
+"""lmk-prepare: images + landmarks -> TFRecord shards for both training stages.
+
+  lmk-prepare --synthetic=300 --ndim=2 --output=build/data
+  lmk-prepare --images=DIR --landmarks=senior.csv,junior.csv --spacing=0.1 \
+      --global_spacing=1.0 --local_spacing=0.25 --fold=0 --output=build/isbi
+"""
+
+from absl import flags
+
+from lmk_tf import cli
+from lmk_tf.data.prepare import prepare_records
+from lmk_tf.training.config import default_config
+from pipelines import source_flags
+
+flags.DEFINE_string("output", None, "Directory for the shards and dataset.json.")
+flags.DEFINE_float("global_spacing", None, "mm per pixel of the global stage (default: preset's).")
+flags.DEFINE_float("local_spacing", None, "mm per pixel of the local stage (default: preset's).")
+flags.DEFINE_enum("preset", "synthetic", ["synthetic", "ceph"], "Default spacings to use.")
+flags.DEFINE_integer("num_shards", 4, "Shards per split and stage.", lower_bound=1)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    samples, names = source_flags.load_source()
+    train, held_out = source_flags.split_source(samples)
+    ndim = samples[0].load().ndim
+    g = FLAGS.global_spacing or default_config("global", ndim, FLAGS.preset).spacing
+    loc = FLAGS.local_spacing or default_config("local", ndim, FLAGS.preset).spacing
+    for split, subset in (("train", train), ("val", held_out)):
+        if not subset:
+            continue
+        print(f"== preparing {len(subset)} {split} images (global {g} mm, local {loc} mm) -> {FLAGS.output}", flush=True)
+        prepare_records(((s.image_id, s.load(), s.points) for s in subset), FLAGS.output, split=split,
+                        landmark_names=names, global_spacing=g, local_spacing=loc,
+                        num_shards=FLAGS.num_shards)
+    print(f"done: {FLAGS.output}/dataset.json")
+
+
+def run():
+    flags.mark_flag_as_required("output")
+    cli.run_app(main)
+
+
+if __name__ == "__main__":
+    run()
