@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo clean-demo isbi2015
+.PHONY: install test demo clean-demo isbi2015 isbi2015-cv
 
 install: $(STAMP)
 
@@ -26,3 +26,13 @@ demo: install
 
 clean-demo:
 	rm -rf saved_models/demo build/demo
+
+# The ISBI 2015 cephalometric model (../shared/data/isbi2015, never committed).
+# isbi2015: all 150 images -> saved_models/isbi2015_ceph/<version>/
+# isbi2015-cv: fold 0 of 5 held out -> the report in docs/isbi2015/
+DATA ?= ../shared/data/isbi2015
+isbi2015: install
+	$(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=-1
+
+isbi2015-cv: install
+	$(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=0 --report=docs/isbi2015

@@ -12,7 +12,7 @@ import sys
 # of the output users read. An explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from lmk_tf.errors import LmkError  # noqa: E402
 
@@ -26,10 +26,21 @@ def fail(message: str) -> None:
     sys.exit(EXIT_USER_ERROR)
 
 
+def quiet_logs() -> None:
+    """Warnings and errors only, unless the user asked for --verbosity.
+
+    TensorFlow's SavedModel writer logs a line per shard at INFO level, which
+    buries the progress lines people actually read.
+    """
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+
+
 def run_app(main) -> None:
     """Run an absl `main(argv)`, turning package errors into one stderr line."""
 
     def guarded(argv):
+        quiet_logs()
         try:
             return main(argv)
         except LmkError as e:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from lmk_tf.errors import ConfigError, ModelError
 from lmk_tf.models.assemble import assemble, signature_specs
+from lmk_tf.serving.servable import write_warmup_requests
 
 OUTPUT_KEYS = ("landmarks_index", "landmarks_mm", "confidence", "present")
 MODEL_INFO = "model_info.json"
@@ -28,12 +29,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class ServingModule(tf.Module):
-    """Holds the composed model and the `serving_default` function."""
+    """Holds the composed model, `serving_default` and the `model_info` signature.
 
-    def __init__(self, pipeline):
+    `model_info` (no inputs, one string output) returns assets/model_info.json:
+    TF Serving's GetModelMetadata lists only signatures, and this is how a gRPC
+    client learns the landmark names without access to the model's files.
+    """
+
+    def __init__(self, pipeline, info_json: str):
         super().__init__(name="lmk_serving")
         self.pipeline = pipeline
+        self.info_json = info_json
         self.serve = tf.function(self._serve, input_signature=signature_specs(pipeline.ndim))
+        self.info = tf.function(lambda: {"model_info": tf.constant(self.info_json)}, input_signature=[])
 
     def _serve(self, image, spacing):
         # Checks in the graph: stock TF Serving has no validation of its own,
@@ -76,24 +84,17 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
     return info
 
 
-def write_warmup_requests(version_dir: str, model_name: str, examples):
-    """TF Serving replays these PredictRequests when it loads the version."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+def warmup_requests(model_name: str, examples):
+    """PredictRequests that TF Serving replays when it loads the version."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2
 
-    path = os.path.join(version_dir, WARMUP_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
-        for image, spacing in examples:
-            request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
-            )
-            request.inputs["image"].CopyFrom(tf.make_tensor_proto(image.astype(np.float32)))
-            request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.asarray(spacing, np.float32)))
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
-            writer.write(log.SerializeToString())
-    return path
+    for image, spacing in examples:
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+        )
+        request.inputs["image"].CopyFrom(tf.make_tensor_proto(image.astype(np.float32)))
+        request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.asarray(spacing, np.float32)))
+        yield request
 
 
 def export(
@@ -120,19 +121,24 @@ def export(
         raise ConfigError(f"{final} already exists; versions are immutable, pick another --version")
 
     pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations)
-    module = ServingModule(pipeline)
+    info = model_info(pipeline, extra_info)
+    module = ServingModule(pipeline, json.dumps(info))
     tmp = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve.get_concrete_function()})
+        signatures = {
+            "serving_default": module.serve.get_concrete_function(),
+            "model_info": module.info.get_concrete_function(),
+        }
+        tf.saved_model.save(module, tmp, signatures=signatures)
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", MODEL_INFO), "w") as f:
-            json.dump(model_info(pipeline, extra_info), f, indent=2)
+            json.dump(info, f, indent=2)
         ndim = pipeline.ndim
         shape = tuple(warmup_shape or ((256, 256) if ndim == 2 else (64, 64, 64)))
         spacing = warmup_spacing or [pipeline.global_config["spacing"] / 2.0] * ndim
         warm = np.random.default_rng(0).normal(size=shape + (1,)).astype(np.float32)
-        write_warmup_requests(tmp, name, [(warm, spacing)])
+        write_warmup_requests(os.path.join(tmp, WARMUP_FILE), warmup_requests(name, [(warm, spacing)]))
         os.rename(tmp, final)
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from lmk_tf.data.records import parse_example
 from lmk_tf.data.targets import make_targets
-from lmk_tf.models.sampling import sample_linear
+from lmk_tf.models.sampling import centred_grid, sample_linear
 from lmk_tf.training.config import StageConfig
 
 
@@ -64,7 +64,6 @@ def global_sample(example, seed, config: StageConfig):
     s_aff, s_shift, s_int = _seeds(seed, 3)
     image, points, present = example["image"], example["points"], example["present"]
     src_size = tf.cast(tf.shape(image)[:-1], tf.float32)
-    out_centre = (size - 1) / 2.0
     # The patch centre moves so that a patch smaller than the image can reach
     # every part of it, plus `translate_px` of free play either way.
     reach = tf.abs(src_size - size) / 2.0 + config.translate_px
@@ -72,23 +71,27 @@ def global_sample(example, seed, config: StageConfig):
     src_centre = (src_size - 1.0) / 2.0 + shift
     a = random_transform(s_aff, config)
 
-    axes = [tf.range(size, dtype=tf.float32) - out_centre] * ndim
-    grid = tf.stack(tf.meshgrid(*axes, indexing="ij"), -1)  # [*P, ndim]
-    coords = tf.einsum("ij,...j->...i", a, grid) + src_centre
+    coords = tf.einsum("ij,...j->...i", a, centred_grid(size, ndim, 1.0)) + src_centre
     patch = sample_linear(image[None], coords[None])[0]
-
-    safe = tf.where(present[:, None], points, tf.zeros_like(points))
-    new_points = tf.einsum("ij,lj->li", tf.linalg.inv(a), safe - src_centre) + out_centre
-    inside = tf.reduce_all((new_points >= -0.5) & (new_points <= size - 0.5), axis=-1)
-    new_present = present & inside
     if config.intensity_aug:
         patch = augment_intensity(patch, s_int)
-    grid_shape = [config.grid_size] * ndim
-    disp_t, cls_t = make_targets(
-        new_points, new_present, grid_shape, config.net.total_stride,
+    safe = tf.where(present[:, None], points, tf.zeros_like(points))
+    disp_t, cls_t = _targets_in_sampled_grid(safe, present, a, src_centre, config)
+    return patch, {"displacement": disp_t, "classification": cls_t}
+
+
+def _targets_in_sampled_grid(points, present, a, src_centre, config: StageConfig):
+    """Targets for landmarks seen through the grid that maps offset u to src_centre + a u.
+
+    `src_centre` is [ndim] (one patch) or [L, ndim] (one crop per landmark).
+    """
+    size = config.patch_size
+    moved = tf.einsum("ij,lj->li", tf.linalg.inv(a), points - src_centre) + (size - 1) / 2.0
+    inside = tf.reduce_all((moved >= -0.5) & (moved <= size - 0.5), axis=-1)
+    return make_targets(
+        moved, present & inside, [config.grid_size] * config.ndim, config.net.total_stride,
         config.displacement_encoding, config.cls_radius, config.reg_radius,
     )
-    return patch, {"displacement": disp_t, "classification": cls_t}
 
 
 def local_sample(example, seed, config: StageConfig):
@@ -106,24 +109,14 @@ def local_sample(example, seed, config: StageConfig):
     centres = safe + offsets
     a = random_transform(s_aff, config)
 
-    out_centre = (size - 1) / 2.0
-    axes = [tf.range(size, dtype=tf.float32) - out_centre] * ndim
-    grid = tf.stack(tf.meshgrid(*axes, indexing="ij"), -1)
-    rotated = tf.einsum("ij,...j->...i", a, grid)
+    rotated = tf.einsum("ij,...j->...i", a, centred_grid(size, ndim, 1.0))
     expand = [num_landmarks] + [1] * ndim + [ndim]
     coords = rotated[None] + tf.reshape(centres, expand)  # [L, *n, ndim]
     crops = sample_linear(image[None], coords[None])[0]  # [L, *n, 1]
-
-    own = tf.einsum("ij,lj->li", tf.linalg.inv(a), safe - centres) + out_centre
-    inside = tf.reduce_all((own >= -0.5) & (own <= size - 0.5), axis=-1)
-    own_present = present & inside
     if config.intensity_aug:
         crops = augment_intensity(crops, s_int)
+    disp_t, cls_t = _targets_in_sampled_grid(safe, present, a, centres, config)
     grid_shape = [config.grid_size] * ndim
-    disp_t, cls_t = make_targets(
-        own, own_present, grid_shape, config.net.total_stride,
-        config.displacement_encoding, config.cls_radius, config.reg_radius,
-    )
     # make_targets lays landmarks last; crop l only concerns landmark l.
     disp_t = tf.reshape(disp_t, grid_shape + [num_landmarks, ndim + 1])
     perm = [ndim] + list(range(ndim)) + [ndim + 1]

@@ -19,6 +19,43 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 SpacingArg = float | Sequence[float] | None
 
+# Readers refuse images with more pixels/voxels than this, from the header,
+# before any pixel memory is allocated: a corrupt or hostile header (65535^3)
+# must not take the machine's memory. 2**28 is a 1024 x 1024 x 256 volume
+# (1 GiB as float32). The environment variable overrides it for every reader.
+MAX_IMAGE_ELEMENTS_ENV = "LMK_MAX_IMAGE_ELEMENTS"
+DEFAULT_MAX_IMAGE_ELEMENTS = 2**28
+
+
+def max_image_elements() -> int:
+    """The readers' size limit: $LMK_MAX_IMAGE_ELEMENTS, else DEFAULT_MAX_IMAGE_ELEMENTS."""
+    value = os.environ.get(MAX_IMAGE_ELEMENTS_ENV)
+    if not value:
+        return DEFAULT_MAX_IMAGE_ELEMENTS
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ConfigError(f"${MAX_IMAGE_ELEMENTS_ENV} must be an integer, got {value!r}") from None
+    if limit < 1:
+        raise ConfigError(f"${MAX_IMAGE_ELEMENTS_ENV} must be >= 1, got {limit}")
+    return limit
+
+
+def check_image_size(shape: Sequence[int], path: str, what: str = "image") -> None:
+    """Refuse an empty or too large image from its header's dimensions (ImageReadError)."""
+    dims = [int(d) for d in shape]
+    if any(d <= 0 for d in dims):
+        raise ImageReadError(f"{path}: the {what} has no pixels (dimensions {dims})")
+    count = 1
+    for d in dims:
+        count *= d
+    limit = max_image_elements()
+    if count > limit:
+        raise ImageReadError(
+            f"{path}: the {what} has {count} pixels/voxels (dimensions {dims}), more than the "
+            f"limit of {limit} (${MAX_IMAGE_ELEMENTS_ENV}); refused before reading the pixels"
+        )
+
 
 def check_file(path: str) -> None:
     """Raise ImageReadError unless `path` is an existing, readable regular file."""

@@ -49,7 +49,9 @@ import numpy as np
 from lmk_tf.errors import ImageReadError
 from lmk_tf.image import Image
 from lmk_tf.io import dicom_geometry
-from lmk_tf.io.common import check_file, read_head, resolve_spacing, rgb_to_grey, valid_spacing
+from lmk_tf.io.common import (
+    check_file, check_image_size, read_head, resolve_spacing, rgb_to_grey, valid_spacing,
+)
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 
@@ -140,6 +142,7 @@ def decode_frames(ds, path: str) -> tuple[np.ndarray, dict]:
             f"{path}: DICOM file has no PixelData (SOP class {_sop_class_name(ds)}); "
             "it is not an image or the file is truncated"
         )
+    check_image_size(header_shape(ds, path), path)
     tsyntax = _transfer_syntax(ds)
     try:
         arr, info = get_decoder(tsyntax).as_array(ds, as_rgb=True)
@@ -177,6 +180,15 @@ def decode_frames(ds, path: str) -> tuple[np.ndarray, dict]:
         frames = _invert_monochrome1(frames, ds)
         notes["inverted_monochrome1"] = True
     return frames, notes
+
+
+def header_shape(ds, path: str) -> list[int]:
+    """[frames, rows, columns, samples] as the header states them (nothing decoded)."""
+    try:
+        return [_number_of_frames(ds, path), int(ds.Rows), int(ds.Columns),
+                int(ds.get("SamplesPerPixel", 1) or 1)]
+    except (TypeError, ValueError) as e:
+        raise ImageReadError(f"{path}: Rows/Columns/SamplesPerPixel are not numbers ({e})") from e
 
 
 def _transfer_syntax(ds):

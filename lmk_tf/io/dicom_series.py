@@ -25,7 +25,7 @@ import numpy as np
 from lmk_tf.errors import ImageReadError
 from lmk_tf.image import Image
 from lmk_tf.io import dicom, dicom_geometry
-from lmk_tf.io.common import read_head, resolve_spacing
+from lmk_tf.io.common import check_image_size, read_head, resolve_spacing
 
 # DICOMDIR media storage directory: an index, not an image.
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -139,6 +139,8 @@ def _read_series(directory, series_uid, spacing, allow_uneven_slices) -> Image:
             f"{directory}: slices of series {info.uid} differ in size (rows x columns): {listing}"
         )
 
+    (rows, columns), = sizes
+    check_image_size([len(datasets), rows, columns], directory, what="series")
     frames, slopes, intercepts, notes = [], [], [], {}
     for path, ds in zip(info.files, datasets):
         f, notes = dicom.decode_frames(ds, path)

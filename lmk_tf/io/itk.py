@@ -15,7 +15,9 @@ import numpy as np
 
 from lmk_tf.errors import ConfigError, ImageReadError
 from lmk_tf.image import Image
-from lmk_tf.io.common import check_file, orthonormalize, resolve_spacing, rgb_to_grey
+from lmk_tf.io.common import (
+    check_file, check_image_size, orthonormalize, resolve_spacing, rgb_to_grey,
+)
 
 METAIMAGE_SUFFIXES = (".mha", ".mhd")
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
@@ -39,7 +41,13 @@ def read_itk(path: str, *, spacing=None) -> Image:
     check_file(path)
     fmt = "NRRD" if path.lower().endswith(NRRD_SUFFIXES) else "MetaImage"
     try:
-        img = sitk.ReadImage(path)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        reader.ReadImageInformation()  # header only: the size is checked before any pixel
+        check_image_size(
+            list(reader.GetSize()) + [reader.GetNumberOfComponents()], path
+        )
+        img = reader.Execute()
     except RuntimeError as e:
         # ITK's messages span many lines with C++ file names; keep the gist.
         gist = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"

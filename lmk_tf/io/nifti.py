@@ -23,7 +23,7 @@ import numpy as np
 
 from lmk_tf.errors import ConfigError, ImageReadError
 from lmk_tf.image import Image
-from lmk_tf.io.common import check_file, orthonormalize, resolve_spacing
+from lmk_tf.io.common import check_file, check_image_size, orthonormalize, resolve_spacing
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
@@ -46,6 +46,7 @@ def read_nifti(path: str, *, spacing=None) -> Image:
         raise ImageReadError(f"{path}: not a readable NIfTI file ({type(e).__name__}: {e})") from e
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ImageReadError(f"{path}: {type(img).__name__} is not a NIfTI image")
+    check_image_size(img.shape, path)
     try:
         data = np.asanyarray(img.dataobj)
     except Exception as e:  # truncated gzip, short data block

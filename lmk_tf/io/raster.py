@@ -16,7 +16,7 @@ import numpy as np
 
 from lmk_tf.errors import ConfigError, ImageReadError
 from lmk_tf.image import Image
-from lmk_tf.io.common import check_file, resolve_spacing
+from lmk_tf.io.common import check_file, check_image_size, resolve_spacing
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -56,6 +56,7 @@ def read_raster(path: str, *, spacing=None) -> Image:
                     f"{path}: {fmt} file has {frames} pages/frames; only single pictures are supported"
                 )
             mode = pic.mode
+            check_image_size([pic.height, pic.width], path)
             if mode in _GREY_MODES:
                 array = np.array(pic)
             elif mode == "1":
@@ -65,6 +66,8 @@ def read_raster(path: str, *, spacing=None) -> Image:
                 array = np.array(pic.convert("L"))
     except UnidentifiedImageError as e:
         raise ImageReadError(f"{path}: not a readable picture ({e})") from e
+    except PILImage.DecompressionBombError as e:  # Pillow's own size guard
+        raise ImageReadError(f"{path}: the picture is too large to read ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
         raise ImageReadError(f"{path}: cannot decode the picture ({type(e).__name__}: {e})") from e
     if mode.startswith("I;16"):

@@ -160,8 +160,8 @@ def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageCon
                                local_offset_mm=6.0, reg_radius=None, steps=600, batch_size=8,
                                translate_px=0)
         if ndim == 2:
-            return StageConfig(stage="local", ndim=2, spacing=0.25, patch_size=48, net=local_net,
-                               local_offset_mm=4.0, reg_radius=None, steps=3000, batch_size=8,
+            return StageConfig(stage="local", ndim=2, spacing=0.3, patch_size=64, net=local_net,
+                               local_offset_mm=5.0, reg_radius=None, steps=4000, batch_size=2,
                                translate_px=0, rotation_deg=5.0)
         local3 = NetConfig(stem_filters=8, stem_kernel=3, stem_stride=1, stage_filters=(16, 32),
                            stage_strides=(2, 2), head_filters=32)

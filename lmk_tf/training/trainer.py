@@ -4,7 +4,8 @@ Layout of a model directory:
 
     <model_dir>/dataset.json         copied from the prepared data (names, ndim)
     <model_dir>/<stage>/config.json  the resolved StageConfig
-    <model_dir>/<stage>/backup/      last completed epoch (resume after a kill)
+    <model_dir>/<stage>/backup/      last two completed epochs (resume after a kill;
+                                     a corrupt newest one is moved to backup/corrupt-*)
     <model_dir>/<stage>/logs/        TensorBoard
     <model_dir>/<stage>/model.keras  the trained network, written when done
 """
@@ -88,6 +89,78 @@ def check_writable(directory: str):
         )
 
 
+BACKUP_WEIGHTS = "latest.weights.h5"
+BACKUP_METADATA = "training_metadata.json"
+PREVIOUS_SUFFIX = ".bkp"  # keras BackupAndRestore(double_checkpoint=True) names
+
+
+def backup_problem(weights_path: str, metadata_path: str) -> str | None:
+    """Why a BackupAndRestore checkpoint cannot be resumed from, or None if it can.
+
+    Reads every weight tensor and the metadata, so a file truncated or garbled
+    by a kill mid-write is found here rather than halfway through
+    `load_weights` (Keras falls back to the previous checkpoint only on an
+    OSError from the weights file; a cut JSON file makes it crash).
+    """
+    import h5py
+
+    if not os.path.exists(weights_path):
+        return f"{os.path.basename(weights_path)} is missing"
+    try:
+        with open(metadata_path, encoding="utf-8") as f:
+            metadata = json.load(f)
+        epoch = metadata["epoch"]
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch {epoch!r}")
+    except FileNotFoundError:
+        return f"{os.path.basename(metadata_path)} is missing"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{os.path.basename(metadata_path)} is unreadable ({type(e).__name__}: {e})"
+    try:
+        with h5py.File(weights_path, "r") as f:
+            f.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
+    except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError...
+        return f"{os.path.basename(weights_path)} is unreadable ({type(e).__name__}: {e})"
+    return None
+
+
+def check_backup(backup_dir: str, *, out=None) -> str:
+    """Make sure what BackupAndRestore will resume from is intact; returns what was found.
+
+    'none' (fresh start), 'latest', 'previous' (the newest checkpoint was corrupt;
+    it is moved to backup/corrupt-<time>/ and the one before it put in its place)
+    or 'corrupt' (no usable checkpoint: all moved aside, training starts over).
+    Each fallback prints one warning line to `out`.
+    """
+    out = out or sys.stderr
+    latest = (os.path.join(backup_dir, BACKUP_WEIGHTS), os.path.join(backup_dir, BACKUP_METADATA))
+    previous = tuple(p + PREVIOUS_SUFFIX for p in latest)
+    present = [p for p in latest + previous if os.path.exists(p)]
+    if not present:
+        return "none"
+    problem = backup_problem(*latest)
+    if problem is None:
+        return "latest"
+    aside = os.path.join(backup_dir, time.strftime("corrupt-%Y%m%d-%H%M%S"))
+    os.makedirs(aside, exist_ok=True)
+    for path in latest:
+        if os.path.exists(path):
+            os.replace(path, os.path.join(aside, os.path.basename(path)))
+    previous_problem = backup_problem(*previous) if any(map(os.path.exists, previous)) else "none kept"
+    if previous_problem is None:
+        for src, dst in zip(previous, latest):
+            shutil.copyfile(src, dst)
+        print(f"warning: {backup_dir}: the newest checkpoint is damaged ({problem}); moved to "
+              f"{aside}, resuming from the one before it", file=out, flush=True)
+        return "previous"
+    for path in previous:
+        if os.path.exists(path):
+            os.replace(path, os.path.join(aside, os.path.basename(path)))
+    print(f"warning: {backup_dir}: no usable checkpoint (newest: {problem}; previous: "
+          f"{previous_problem}); moved to {aside}, training starts from step 0", file=out, flush=True)
+    return "corrupt"
+
+
 class _ProgressLine(keras.callbacks.Callback):
     """One readable line per epoch when output is not a terminal (logs, CI, make demo)."""
 
@@ -106,8 +179,13 @@ class _ProgressLine(keras.callbacks.Callback):
         )
 
 
-def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy="default", verbose=None):
-    """Trains (or resumes training of) one stage; returns the trained Keras model."""
+def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy="default", verbose=None,
+                callbacks=()):
+    """Trains (or resumes training of) one stage; returns the trained Keras model.
+
+    Rerunning with the same directories after an interruption resumes from the
+    last completed epoch. `callbacks` are extra Keras callbacks.
+    """
     config.validate()
     info = load_dataset_info(data_dir)
     if int(info["ndim"]) != config.ndim:
@@ -141,9 +219,11 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy=
     epochs = math.ceil(config.steps / config.steps_per_epoch)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
+    extra = list(callbacks)
+    check_backup(os.path.join(stage_dir, "backup"))
     callbacks = [
-        # double_checkpoint keeps the previous backup, so a checkpoint truncated
-        # by a kill mid-write falls back to the one before it.
+        # double_checkpoint keeps the previous backup; check_backup (above) puts
+        # it in place when a kill mid-write left the newest one damaged.
         keras.callbacks.BackupAndRestore(
             os.path.join(stage_dir, "backup"), save_freq="epoch", double_checkpoint=True,
             delete_checkpoint=False,
@@ -152,6 +232,7 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy=
     ]
     if not verbose:
         callbacks.append(_ProgressLine(config.stage, epochs, config.steps_per_epoch))
+    callbacks += extra
     model.fit(dataset, epochs=epochs, steps_per_epoch=config.steps_per_epoch,
               callbacks=callbacks, verbose=verbose)
     save_model_atomic(model, os.path.join(stage_dir, "model.keras"))

@@ -1,0 +1,52 @@
+"""What commands send to a model: images read from files, spacing from flags.
+
+Free of TensorFlow and gRPC, so a command refuses a bad file or flag in well
+under a second, before it loads a model or connects to a server.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lmk_tf.errors import ConfigError
+from lmk_tf.image import Image
+
+
+def read_image_for_model(path: str, spacing=None, *, warn=None) -> Image:
+    """Read an image file for prediction; a file without spacing needs `spacing`.
+
+    Readers fall back to 1.0 mm with a warning when a file states no spacing
+    (fine for looking at it); a prediction in mm from a guessed spacing is
+    wrong without anyone noticing, so here it is an error naming the file.
+    Other reader warnings go to `warn(message)` (one line each), if given.
+    """
+    import warnings
+
+    from lmk_tf.io import read_image
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = read_image(path, spacing=spacing)
+    if image.meta.get("spacing_source") == "default":
+        raise ConfigError(
+            f"{path}: the file states no pixel spacing; give --spacing (mm per pixel, "
+            f"{'row,col' if image.ndim == 2 else 'slice,row,col'}) - a guessed 1.0 mm would make "
+            "every millimetre in the answer wrong"
+        )
+    for w in caught:
+        if warn is not None and "states no spacing" not in str(w.message):
+            warn(str(w.message))
+    return image
+
+
+def parse_spacing(values) -> tuple[float, ...] | None:
+    """A --spacing flag's list of strings -> floats > 0 (None when not given)."""
+    if not values:
+        return None
+    try:
+        spacing = tuple(float(v) for v in values)
+    except ValueError:
+        raise ConfigError(f"--spacing must be numbers, got {','.join(values)}") from None
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise ConfigError(f"--spacing must be > 0, got {','.join(values)}")
+    return spacing

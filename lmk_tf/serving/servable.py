@@ -1,0 +1,227 @@
+"""One loaded SavedModel version: its signatures, their specs and metadata.
+
+Shared by the server's model manager and by in-process use (`local.py`) so
+both validate and call a signature in exactly the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from lmk_tf.errors import ModelError
+from lmk_tf.serving import validation
+from lmk_tf.serving.status import NotFound
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MODEL_INFO_FILE = os.path.join("assets", "model_info.json")
+# TF Serving replays at most this many warm-up records and refuses files with more.
+MAX_WARMUP_RECORDS = 1000
+
+
+@dataclasses.dataclass
+class ServedSignature:
+    """A callable signature with the spec requests are validated against."""
+
+    name: str
+    fn: Any
+    spec: validation.SignatureSpec
+
+
+@dataclasses.dataclass
+class ServedVersion:
+    """One version of one model, loaded and ready to answer requests.
+
+    Attributes:
+      name: the model name it is served under ('' when used in-process).
+      version: the integer version (its directory name).
+      path: the version directory.
+      signatures: callable signatures by name.
+      signature_defs: the SignatureDef protos from saved_model.pb, exactly what
+        TF Serving's GetModelMetadata returns (including `__saved_model_init_op`).
+      model_info: assets/model_info.json, {} when absent.
+      limits: request size limits.
+    """
+
+    name: str
+    version: int
+    path: str
+    signatures: dict[str, ServedSignature]
+    signature_defs: dict[str, Any]
+    model_info: dict[str, Any]
+    limits: validation.Limits
+    _module: Any = None  # keeps the loaded object (and its variables) alive
+
+    def signature(self, name: str = "") -> ServedSignature:
+        name = name or DEFAULT_SIGNATURE
+        if name not in self.signatures:
+            known = ", ".join(repr(n) for n in sorted(self.signatures))
+            raise NotFound(
+                f"model {self.name!r} version {self.version} has no signature {name!r}; "
+                f"it has {known}"
+            )
+        return self.signatures[name]
+
+    def predict_protos(self, signature_name: str, protos: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validate TensorProto inputs and run the signature."""
+        sig = self.signature(signature_name)
+        arrays = validation.validate_tensor_protos(sig.spec, protos, self.limits)
+        return validation.call_signature(sig.fn, arrays)
+
+    def predict_arrays(
+        self, signature_name: str, inputs: Mapping[str, Any], *, cast: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Validate numpy/list inputs and run the signature."""
+        sig = self.signature(signature_name)
+        arrays = validation.validate_arrays(sig.spec, inputs, self.limits, cast=cast)
+        return validation.call_signature(sig.fn, arrays)
+
+
+def is_complete_version_dir(path: str) -> bool:
+    """A version directory worth trying: saved_model.pb is there (written last by exporters)."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def list_versions(base_path: str) -> dict[int, str]:
+    """Integer-named subdirectories holding saved_model.pb: version -> path."""
+    try:
+        entries = os.listdir(base_path)
+    except OSError:
+        return {}
+    versions = {}
+    for entry in entries:
+        # TF Serving ignores anything not a plain non-negative integer (e.g. '1.tmp').
+        if not entry.isdigit():
+            continue
+        path = os.path.join(base_path, entry)
+        if os.path.isdir(path) and is_complete_version_dir(path):
+            versions[int(entry)] = path
+    return versions
+
+
+def resolve_model_dir(path: str) -> tuple[str, int]:
+    """A version dir, or a base dir (-> its highest version): (dir, version)."""
+    if not os.path.isdir(path):
+        raise ModelError(f"{path}: no such model directory")
+    if is_complete_version_dir(path):
+        base = os.path.basename(os.path.normpath(path))
+        return path, int(base) if base.isdigit() else 0
+    versions = list_versions(path)
+    if not versions:
+        raise ModelError(
+            f"{path}: neither a SavedModel (no saved_model.pb) nor a base directory "
+            "with integer version subdirectories"
+        )
+    latest = max(versions)
+    return versions[latest], latest
+
+
+def read_signature_defs(path: str) -> dict[str, Any]:
+    """SignatureDef protos of the first MetaGraph in saved_model.pb."""
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    if not saved.meta_graphs:
+        raise ModelError(f"{path}/saved_model.pb holds no MetaGraph")
+    return dict(saved.meta_graphs[0].signature_def)
+
+
+def read_model_info(path: str) -> dict[str, Any]:
+    info_path = os.path.join(path, MODEL_INFO_FILE)
+    if not os.path.isfile(info_path):
+        return {}
+    try:
+        with open(info_path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{info_path}: unreadable model info: {e}") from None
+    if not isinstance(info, dict):
+        raise ModelError(f"{info_path}: must hold a JSON object")
+    return info
+
+
+def load_version(
+    path: str, *, name: str = "", version: int = 0, limits: validation.Limits = validation.Limits(),
+    warmup: bool = True,
+) -> ServedVersion:
+    """Load a SavedModel version directory, then replay its warm-up requests."""
+    if not is_complete_version_dir(path):
+        raise ModelError(f"{path}: not a SavedModel directory (no saved_model.pb)")
+    try:
+        module = tf.saved_model.load(path)
+    except Exception as e:  # noqa: BLE001 - any load failure means "not servable yet"
+        raise ModelError(f"{path}: cannot load SavedModel: {str(e).splitlines()[0]}") from None
+    signatures = {
+        sig_name: ServedSignature(sig_name, fn, validation.spec_from_function(fn))
+        for sig_name, fn in module.signatures.items()
+    }
+    if not signatures:
+        raise ModelError(f"{path}: the SavedModel has no signatures")
+    served = ServedVersion(
+        name=name,
+        version=version,
+        path=path,
+        signatures=signatures,
+        signature_defs=read_signature_defs(path),
+        model_info=read_model_info(path),
+        limits=limits,
+        _module=module,
+    )
+    if warmup:
+        replay_warmup(served)
+    return served
+
+
+def replay_warmup(served: ServedVersion) -> int:
+    """Run assets.extra/tf_serving_warmup_requests (TFRecord of PredictionLog) once.
+
+    A failing record fails the load, as in TF Serving: a model that cannot
+    answer its own warm-up requests should not become AVAILABLE.
+    """
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    warmup_path = os.path.join(served.path, WARMUP_FILE)
+    if not os.path.isfile(warmup_path):
+        return 0
+    count = 0
+    for record in tf.data.TFRecordDataset(warmup_path):
+        count += 1
+        if count > MAX_WARMUP_RECORDS:
+            raise ModelError(f"{warmup_path}: more than {MAX_WARMUP_RECORDS} warm-up records")
+        entry = prediction_log_pb2.PredictionLog()
+        entry.ParseFromString(record.numpy())
+        if entry.WhichOneof("log_type") != "predict_log":
+            raise ModelError(
+                f"{warmup_path}: record {count} is a {entry.WhichOneof('log_type')}; "
+                "only predict_log records are supported"
+            )
+        request = entry.predict_log.request
+        try:
+            served.predict_protos(request.model_spec.signature_name, request.inputs)
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"{warmup_path}: warm-up record {count} failed: {e}") from None
+    log.info("replayed %d warm-up requests from %s", count, warmup_path)
+    return count
+
+
+def write_warmup_requests(path: str, requests) -> None:
+    """Write PredictRequests as a TF Serving warm-up file (TFRecord of PredictionLog)."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for request in requests:
+            entry = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(entry.SerializeToString())

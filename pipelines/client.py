@@ -1,0 +1,78 @@
+"""lmk-client: landmarks for image files from a TF Serving or lmk-serve server.
+
+  lmk-client --server=localhost:8500 --model=isbi2015_ceph image.dcm
+  lmk-client --server=localhost:8500 --model=demo --format=csv --spacing=0.1,0.1 a.png b.png
+
+Files are read here (DICOM, NIfTI, MetaImage, PNG/JPEG/BMP with --spacing); only
+the pixels and spacing travel. World coordinates use the file's origin and
+direction.
+"""
+
+import sys
+
+from absl import flags
+
+from lmk_tf import cli
+from lmk_tf.errors import ConfigError
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("server", "localhost:8500", "gRPC address HOST:PORT of the server.")
+flags.DEFINE_string("model", None, "Served model name.")
+flags.DEFINE_integer("version", None, "Model version; default the latest served.", lower_bound=1)
+flags.DEFINE_enum("format", "json", ["json", "csv"], "Output format.")
+flags.DEFINE_list("spacing", None,
+                  "mm per pixel, array-axis order (row,col[,slice first in 3D]); needed for "
+                  "PNG/JPEG/BMP, overrides the file's otherwise.")
+flags.DEFINE_float("timeout", 30.0, "Seconds allowed for each call.", lower_bound=0.001)
+flags.DEFINE_string("ssl_ca_file", None,
+                    "PEM certificate(s) to trust: talk TLS to a server started with "
+                    "--ssl_cert_file (its certificate, or the CA that signed it).")
+flags.DEFINE_integer("max_message_mb", 512, "Largest message the channel sends/receives (MiB).",
+                     lower_bound=1)
+
+
+def main(argv):
+    files = argv[1:]
+    if not files:
+        raise ConfigError("give at least one image file")
+    if not FLAGS.model:
+        raise ConfigError("--model is required")
+    import os
+
+    from lmk_tf.errors import RequestError
+    from lmk_tf.serving.inputs import parse_spacing, read_image_for_model
+
+    spacing = parse_spacing(FLAGS.spacing)
+    prog = os.path.basename(sys.argv[0]) or "lmk-client"
+    # All files are read (and refused) before gRPC is loaded or a request sent.
+    images = [
+        (path, read_image_for_model(
+            path, spacing, warn=lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)))
+        for path in files
+    ]
+    from lmk_tf.serving.client import format_results, make_channel, make_stub, predict_image
+
+    channel = make_channel(FLAGS.server, max_message_mb=FLAGS.max_message_mb,
+                           ssl_ca_file=FLAGS.ssl_ca_file)
+    stub = make_stub(channel)
+    results = []
+    try:
+        for path, image in images:
+            try:
+                result = predict_image(stub, FLAGS.model, image, version=FLAGS.version,
+                                       timeout=FLAGS.timeout)
+            except RequestError as e:
+                raise RequestError(f"{path}: {e}") from None
+            results.append({"file": path, **result})
+    finally:
+        channel.close()
+    sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
+
+
+def run():
+    cli.run_app(main)
+
+
+if __name__ == "__main__":
+    run()

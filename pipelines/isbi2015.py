@@ -1,0 +1,94 @@
+"""The ISBI 2015 cephalometric recipe: prepare, train both stages, then export or evaluate.
+
+  make isbi2015 DATA=../shared/data/isbi2015            # all 150 images -> saved_models/isbi2015_ceph/<v>/
+  make isbi2015-cv DATA=../shared/data/isbi2015         # fold 0 of 5 held out -> docs/isbi2015/
+
+Ground truth is the mean of the two doctors (--combine=first: senior only).
+Images are 0.1 mm JPEGs without spacing tags, so --spacing defaults to 0.1.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+
+from absl import flags
+
+from lmk_tf import cli
+from lmk_tf.data import sources
+from lmk_tf.data.prepare import prepare_records
+from lmk_tf.training.config import default_config
+from lmk_tf.training.trainer import train_stage
+
+flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
+flags.DEFINE_string("workdir", "build/isbi2015", "Scratch directory for shards and checkpoints.")
+flags.DEFINE_integer("fold", -1, "Held-out fold (-1: train on all images and export).")
+flags.DEFINE_integer("num_folds", 5, "K of the K-fold split.", lower_bound=2)
+flags.DEFINE_integer("split_seed", 0, "Seed of the fold split.")
+flags.DEFINE_enum("combine", "mean", ["mean", "first"], "Truth: mean of both doctors or senior only.")
+flags.DEFINE_float("spacing", 0.1, "mm per pixel of the images.")
+flags.DEFINE_integer("global_steps", None, "Global-stage steps (default: the ceph preset's).")
+flags.DEFINE_integer("local_steps", None, "Local-stage steps (default: the ceph preset's).")
+flags.DEFINE_string("export_base", "saved_models/isbi2015_ceph", "Where fold -1 exports to.")
+flags.DEFINE_string("report", "docs/isbi2015", "Where a held-out fold's report goes.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    t0 = time.time()
+    d = FLAGS.data
+    samples, names = sources.table_source(
+        os.path.join(d, "images"), [os.path.join(d, "senior.csv"), os.path.join(d, "junior.csv")],
+        spacing=FLAGS.spacing, combine=FLAGS.combine)
+    train, held_out = sources.split(samples, fold=FLAGS.fold, num_folds=FLAGS.num_folds, seed=FLAGS.split_seed)
+    tag = "all" if FLAGS.fold < 0 else f"fold{FLAGS.fold}"
+    work = os.path.join(FLAGS.workdir, tag)
+    data, model_dir = os.path.join(work, "data"), os.path.join(work, "model")
+    g = default_config("global", 2, "ceph")
+    loc = default_config("local", 2, "ceph")
+    if FLAGS.global_steps:
+        g = dataclasses.replace(g, steps=FLAGS.global_steps)
+    if FLAGS.local_steps:
+        loc = dataclasses.replace(loc, steps=FLAGS.local_steps)
+
+    if not os.path.exists(os.path.join(data, "dataset.json")):
+        print(f"== preparing {len(train)} training images ({tag})", flush=True)
+        prepare_records(((s.image_id, s.load(), s.points) for s in train), data, split="train",
+                        landmark_names=names, global_spacing=g.spacing, local_spacing=loc.spacing)
+    for config in (g, loc):
+        if os.path.exists(os.path.join(model_dir, config.stage, "model.keras")):
+            print(f"== {config.stage} stage already trained in {model_dir}", flush=True)
+            continue
+        print(f"== training the {config.stage} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)", flush=True)
+        train_stage(config, data, model_dir)
+    print(f"== training finished after {time.time() - t0:.0f}s", flush=True)
+
+    if FLAGS.fold < 0:
+        from lmk_tf.export import export
+
+        path = export(model_dir, FLAGS.export_base, warmup_shape=(2400, 1935), warmup_spacing=[0.1, 0.1],
+                      extra_info={"training_data": "ISBI 2015 challenge training set (150 images), "
+                                  "research use only; cite Wang et al., Medical Image Analysis 31, 2016",
+                                  "ground_truth": FLAGS.combine})
+        print(f"exported: {path}")
+        return
+    from lmk_tf.evaluate import evaluate
+    from lmk_tf.evaluation import format_summary
+    from lmk_tf.models.assemble import Predictor, assemble
+
+    print(f"== evaluating {len(held_out)} held-out images -> {FLAGS.report}", flush=True)
+    summary = evaluate(Predictor(assemble(model_dir)), held_out, names, FLAGS.report, overlays=3)
+    print(format_summary(summary, per_landmark=True))
+    if "second_annotator" in summary:
+        print("inter-doctor (junior vs senior): " + format_summary(summary["second_annotator"]))
+    print(f"total {time.time() - t0:.0f}s", file=sys.stdout)
+
+
+def run():
+    flags.mark_flag_as_required("data")
+    cli.run_app(main)
+
+
+if __name__ == "__main__":
+    run()

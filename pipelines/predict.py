@@ -1,0 +1,99 @@
+"""lmk-predict: landmarks for image files from a SavedModel, in this process.
+
+  lmk-predict --model=saved_models/demo image.mha
+  lmk-predict --model=saved_models/isbi2015_ceph/3 --format=csv --overlay=out/ *.bmp --spacing=0.1,0.1
+
+--model is a version directory or a base directory (its highest integer
+version is used). The answer equals what lmk-serve or TF Serving give for the
+same SavedModel: the same signature with the same request validation.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from lmk_tf import cli
+from lmk_tf.errors import ConfigError
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", None, "SavedModel version directory or base directory.")
+flags.DEFINE_enum("format", "json", ["json", "csv"], "Output format.")
+flags.DEFINE_list("spacing", None,
+                  "mm per pixel, array-axis order; needed for PNG/JPEG/BMP, overrides the file's.")
+flags.DEFINE_string("overlay", None,
+                    "Picture of the landmarks: a .png path (one image) or a directory "
+                    "(one <name>.png per image).")
+
+
+def overlay_path(overlay: str, image_path: str, count: int) -> str:
+    """Where the overlay picture of `image_path` goes."""
+    if overlay.lower().endswith(".png"):
+        if count > 1:
+            raise ConfigError(f"--overlay={overlay} is one file but {count} images were given; "
+                              "give a directory")
+        parent = os.path.dirname(overlay)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        return overlay
+    os.makedirs(overlay, exist_ok=True)
+    stem = os.path.basename(image_path.rstrip("/"))
+    for ext in (".nii.gz", ".nii", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg", ".bmp"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return os.path.join(overlay, f"{stem}.png")
+
+
+def main(argv):
+    files = argv[1:]
+    if not files:
+        raise ConfigError("give at least one image file")
+    if not FLAGS.model:
+        raise ConfigError("--model is required")
+    from lmk_tf.errors import RequestError
+    from lmk_tf.serving.inputs import parse_spacing, read_image_for_model
+
+    spacing = parse_spacing(FLAGS.spacing)
+    prog = os.path.basename(sys.argv[0]) or "lmk-predict"
+    # Every file is read (and refused) before the model loads, and every one is
+    # predicted before anything is written, so a bad file among good ones
+    # leaves no overlay and no output behind.
+    images = [
+        (path, read_image_for_model(
+            path, spacing, warn=lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)))
+        for path in files
+    ]
+    from lmk_tf.serving.client import format_results
+    from lmk_tf.serving.local import LocalModel
+
+    model = LocalModel(FLAGS.model)
+    done = []
+    for path, image in images:
+        try:
+            result = {"file": path, **model.predict_image(image)}
+        except RequestError as e:
+            raise RequestError(f"{path}: {e}") from None
+        done.append((path, image, result))
+    if FLAGS.overlay:
+        from lmk_tf.overlay import draw_landmarks
+
+        for path, image, result in done:
+            draw_landmarks(
+                image,
+                [lm["index"] for lm in result["landmarks"]],
+                overlay_path(FLAGS.overlay, path, len(files)),
+                names=[lm["name"] for lm in result["landmarks"]],
+                present=[lm["present"] for lm in result["landmarks"]],
+            )
+    results = [result for _, _, result in done]
+    sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
+
+
+def run():
+    cli.run_app(main)
+
+
+if __name__ == "__main__":
+    run()

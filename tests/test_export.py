@@ -1,0 +1,99 @@
+"""One SavedModel for the whole graph: stock ops only, same answers in a fresh process."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lmk_tf.errors import ConfigError
+from lmk_tf.export import OUTPUT_KEYS, WARMUP_FILE, export, load_model_info
+from lmk_tf.models.assemble import Predictor, assemble
+from lmk_tf.synthetic import make_sample
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved_models") / "tiny"
+    return export(tiny_model_dir, str(base))
+
+
+def test_layout_is_tf_serving_versioned(exported):
+    base = os.path.dirname(exported)
+    assert os.path.basename(exported) == "1"
+    assert os.listdir(base) == ["1"], "no temporary directory may be left behind"
+    for name in ("saved_model.pb", "variables", os.path.join("assets", "model_info.json"), WARMUP_FILE):
+        assert os.path.exists(os.path.join(exported, name)), name
+    info = load_model_info(exported)
+    assert info["ndim"] == 2 and len(info["landmark_names"]) == 6
+
+
+def test_versions_are_immutable_and_numbered(exported, tiny_model_dir):
+    base = os.path.dirname(exported)
+    with pytest.raises(ConfigError, match="already exists"):
+        export(tiny_model_dir, base, version=1)
+
+
+def test_graph_has_only_stock_ops(exported):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    with open(os.path.join(exported, "saved_model.pb"), "rb") as f:
+        sm.ParseFromString(f.read())
+    graph = sm.meta_graphs[0].graph_def
+    ops = {n.op for n in graph.node}
+    for fn in graph.library.function:
+        ops |= {n.op for n in fn.node_def}
+    assert not ops & {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+    registered = set(tf.raw_ops.__dict__)
+    assert ops - registered <= {"StatefulPartitionedCall", "PartitionedCall"} | registered
+
+
+def test_warmup_requests_are_prediction_logs(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = list(tf.data.TFRecordDataset(os.path.join(exported, WARMUP_FILE)).as_numpy_iterator())
+    assert len(records) == 1
+    log = prediction_log_pb2.PredictionLog.FromString(records[0])
+    assert set(log.predict_log.request.inputs) == {"image", "spacing"}
+
+
+def test_fresh_process_without_lmk_tf_gives_same_landmarks(exported, tiny_model_dir, tmp_path):
+    image, _, _ = make_sample(2, 11, shape=(80, 72))
+    np.save(tmp_path / "image.npy", image.array)
+    expected = Predictor(assemble(tiny_model_dir))(image)
+    script = textwrap.dedent(f"""
+        import json, sys, numpy as np, tensorflow as tf
+        fn = tf.saved_model.load({exported!r}).signatures["serving_default"]
+        x = np.load({str(tmp_path / 'image.npy')!r})[..., None].astype(np.float32)
+        out = fn(image=tf.constant(x), spacing=tf.constant([1.0, 1.0]))
+        assert not any(m.startswith("lmk_tf") for m in sys.modules)
+        print(json.dumps({{k: v.numpy().tolist() for k, v in out.items()}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(got) == set(OUTPUT_KEYS)
+    np.testing.assert_allclose(got["landmarks_index"], expected["landmarks_index"], atol=1e-3)
+    np.testing.assert_allclose(got["landmarks_mm"], expected["landmarks_mm"], atol=1e-3)
+    np.testing.assert_array_equal(got["present"], expected["present"])
+
+
+def test_served_graph_rejects_bad_spacing_with_invalid_argument(exported):
+    fn = tf.saved_model.load(exported).signatures["serving_default"]
+    image = tf.zeros([20, 20, 1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="spacing"):
+        fn(image=image, spacing=tf.constant([0.0, 1.0]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="finite"):
+        fn(image=tf.fill([20, 20, 1], np.nan), spacing=tf.constant([1.0, 1.0]))
+
+
+def test_model_info_signature_carries_the_landmark_names(exported):
+    fn = tf.saved_model.load(exported).signatures["model_info"]
+    info = json.loads(fn()["model_info"].numpy().decode())
+    assert info["landmark_names"] == load_model_info(exported)["landmark_names"]

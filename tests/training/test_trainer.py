@@ -1,0 +1,89 @@
+"""Training lowers the loss, writes its config, and resumes after a kill."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import dataclasses
+import keras
+import pytest
+
+from lmk_tf.errors import ConfigError
+from lmk_tf.training.config import StageConfig
+from lmk_tf.training.trainer import train_stage
+from tests.conftest import tiny_configs
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class EpochLog(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs, self.losses = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
+        self.losses.append(logs["loss"])
+
+
+@pytest.mark.parametrize("stage", ["global", "local"])
+def test_a_few_steps_lower_the_loss(stage, tiny_data, tmp_path):
+    g, loc = tiny_configs()
+    config = dataclasses.replace(g if stage == "global" else loc, steps=40, steps_per_epoch=10,
+                                 learning_rate=3e-3)
+    log = EpochLog()
+    train_stage(config, tiny_data, str(tmp_path), verbose=0, callbacks=[log])
+    assert log.losses[-1] < log.losses[0]
+    saved = StageConfig.load(os.path.join(tmp_path, stage))
+    assert saved == config
+    assert os.path.exists(os.path.join(tmp_path, stage, "model.keras"))
+    assert json.load(open(os.path.join(tmp_path, "dataset.json")))["ndim"] == 2
+
+
+def test_resumes_after_sigkill(tiny_data, tmp_path):
+    g, _ = tiny_configs()
+    config = dataclasses.replace(g, steps=18, steps_per_epoch=6)
+    model_dir = str(tmp_path / "model")
+    # A child process trains and is killed (SIGKILL, no clean-up) right after epoch 2.
+    script = textwrap.dedent(f"""
+        import os, signal, dataclasses, keras
+        from lmk_tf.training.trainer import train_stage
+        from tests.conftest import tiny_configs
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        config = dataclasses.replace(tiny_configs()[0], steps=18, steps_per_epoch=6)
+        train_stage(config, {tiny_data!r}, {model_dir!r}, verbose=0, callbacks=[Kill()])
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not os.path.exists(os.path.join(model_dir, "global", "model.keras"))
+
+    log = EpochLog()
+    model = train_stage(config, tiny_data, model_dir, verbose=0, callbacks=[log])
+    assert log.epochs == [2], "should continue with the third epoch only"
+    assert int(model.optimizer.iterations.numpy()) == 18
+
+
+def test_unwritable_model_dir_fails_before_training(tiny_data, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    g, _ = tiny_configs()
+    with pytest.raises(ConfigError, match="not writable"):
+        train_stage(g, tiny_data, str(blocker / "model"), verbose=0)
+
+
+def test_spacing_mismatch_names_both_values(tiny_data, tmp_path):
+    g, _ = tiny_configs()
+    with pytest.raises(ConfigError, match="prepared at global spacing 2.0 mm"):
+        train_stage(dataclasses.replace(g, spacing=3.0), tiny_data, str(tmp_path), verbose=0)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="patch_size 30"):
+        StageConfig(patch_size=30).validate()
+    with pytest.raises(ConfigError, match="stage"):
+        StageConfig(stage="middle").validate()
