@@ -11,7 +11,7 @@ each for one synthetic image. Printed: throughput, p50/p99 latency, errors by
 status code, the server's resident memory (VmRSS) before and after, and the
 same model's throughput in this process (LocalModel, same C threads, no
 transport) as the baseline. With --drop_version a copy of the version is
-dropped in as version+1 once a third of the requests are done; the run then
+dropped in as version+1 once --drop_at of the requests are done; the run then
 reports which versions answered. With --check the exit code is 1 unless:
 zero errors, RSS growth < --max_rss_growth_mb, throughput >= --min_ratio x
 in-process, and (with --drop_version) the new version answered.
@@ -107,6 +107,7 @@ def run_load(
     requests: int = 50,
     image_size: int = 64,
     drop_version: bool = False,
+    drop_at: float = 0.05,
     grpc_max_threads: int = 8,
     baseline: bool = True,
     timeout: float = 60.0,
@@ -179,7 +180,7 @@ def run_load(
                         errors[e.code().name] = errors.get(e.code().name, 0) + 1
                 with lock:
                     done[0] += 1
-                    drop_now = drop_version and not dropped and done[0] >= total // 3
+                    drop_now = drop_version and not dropped and done[0] >= max(1, int(total * drop_at))
                     if drop_now:
                         dropped["at"] = done[0]
                 if drop_now:  # this client copies; the others keep sending meanwhile
@@ -267,7 +268,7 @@ def main(argv):
         raise SystemExit(f"unexpected arguments: {argv[1:]}")
     result = run_load(
         FLAGS.model_dir, clients=FLAGS.clients, requests=FLAGS.requests,
-        image_size=FLAGS.image_size, drop_version=FLAGS.drop_version,
+        image_size=FLAGS.image_size, drop_version=FLAGS.drop_version, drop_at=FLAGS.drop_at,
         grpc_max_threads=FLAGS.grpc_max_threads, baseline=FLAGS.baseline,
     )
     print(report(result))
@@ -288,7 +289,9 @@ if __name__ == "__main__":
     flags.DEFINE_integer("requests", 50, "Requests per client.", lower_bound=1)
     flags.DEFINE_integer("image_size", 64, "Pixels per axis of the synthetic test image.",
                          lower_bound=2)
-    flags.DEFINE_bool("drop_version", False, "Drop in version+1 a third of the way through.")
+    flags.DEFINE_bool("drop_version", False, "Drop in version+1 during the run (see --drop_at).")
+    flags.DEFINE_float("drop_at", 0.05, "Fraction of the requests done when the version is dropped.",
+                       lower_bound=0, upper_bound=1)
     flags.DEFINE_integer("grpc_max_threads", 8, "Server threads.", lower_bound=1)
     flags.DEFINE_bool("baseline", True, "Also measure in-process throughput.")
     flags.DEFINE_bool("check", False, "Exit 1 unless the targets are met.")

@@ -55,7 +55,10 @@ def main(argv):
     from lmk_tf.errors import RequestError
     from lmk_tf.serving.inputs import parse_spacing, read_image_for_model
 
+    from lmk_tf.serving.servable import resolve_model_dir
+
     spacing = parse_spacing(FLAGS.spacing)
+    model_dir, _ = resolve_model_dir(FLAGS.model)  # a wrong --model is named first
     prog = os.path.basename(sys.argv[0]) or "lmk-predict"
     # Every file is read (and refused) before the model loads, and every one is
     # predicted before anything is written, so a bad file among good ones
@@ -68,7 +71,7 @@ def main(argv):
     from lmk_tf.serving.client import format_results
     from lmk_tf.serving.local import LocalModel
 
-    model = LocalModel(FLAGS.model)
+    model = LocalModel(model_dir)
     done = []
     for path, image in images:
         try:

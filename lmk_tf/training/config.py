@@ -148,10 +148,10 @@ def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageCon
                                net=NetConfig(stage_filters=(32, 64, 96, 96), stage_strides=(2, 2, 2, 1)),
                                steps=3000, batch_size=4, rotation_deg=5.0, translate_px=16)
         return StageConfig(stage="global", ndim=3, spacing=3.0, patch_size=32,
-                           net=NetConfig(stem_filters=8, stem_kernel=3, stage_filters=(16, 32, 32),
-                                         stage_strides=(2, 1, 1), head_filters=32),
-                           steps=500, batch_size=4, rotation_deg=8.0, translate_px=4, alpha=8.0,
-                           reg_radius=2)
+                           net=NetConfig(stem_filters=16, stem_kernel=3, stage_filters=(32, 64),
+                                         stage_strides=(2, 1), head_filters=64),
+                           steps=1000, batch_size=4, rotation_deg=8.0, translate_px=4, alpha=8.0,
+                           reg_radius=None)
     if stage == "local":
         local_net = NetConfig(stem_filters=16, stem_kernel=3, stem_stride=1,
                               stage_filters=(16, 32, 64), stage_strides=(2, 2, 1), head_filters=64)

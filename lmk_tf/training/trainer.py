@@ -234,7 +234,7 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy=
         callbacks.append(_ProgressLine(config.stage, epochs, config.steps_per_epoch))
     callbacks += extra
     model.fit(dataset, epochs=epochs, steps_per_epoch=config.steps_per_epoch,
-              callbacks=callbacks, verbose=verbose)
+              callbacks=callbacks, verbose=verbose, shuffle=False)
     save_model_atomic(model, os.path.join(stage_dir, "model.keras"))
     return model
 
