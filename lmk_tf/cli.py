@@ -26,6 +26,29 @@ def fail(message: str) -> None:
     sys.exit(EXIT_USER_ERROR)
 
 
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ start-up lines kept off stderr.
+
+    TensorFlow 2.21 prints "All log messages before absl::InitializeLog()..."
+    and "Could not find cuda drivers" from native code while it is imported,
+    whatever TF_CPP_MIN_LOG_LEVEL says, so a user error would no longer be one
+    line. Commands that need TensorFlow call this before anything imports it;
+    TF_CPP_MIN_LOG_LEVEL=0 keeps the lines for debugging.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def quiet_logs() -> None:
     """Warnings and errors only, unless the user asked for --verbosity.
 

@@ -51,6 +51,7 @@ def main(argv):
             path, spacing, warn=lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)))
         for path in files
     ]
+    cli.import_tensorflow_quietly()
     from lmk_tf.serving.client import format_results, make_channel, make_stub, predict_image
 
     channel = make_channel(FLAGS.server, max_message_mb=FLAGS.max_message_mb,

@@ -11,10 +11,12 @@ summary.md, summary.json, errors_boxplot.png, sdr_curve.png, worst/*.png.
 from absl import flags
 
 from lmk_tf import cli
-from lmk_tf.evaluation import format_summary
-from lmk_tf.evaluate import evaluate
-from lmk_tf.models.assemble import Predictor, assemble
-from pipelines import source_flags
+
+cli.import_tensorflow_quietly()
+from lmk_tf.evaluation import format_summary  # noqa: E402
+from lmk_tf.evaluate import evaluate  # noqa: E402
+from lmk_tf.models.assemble import Predictor, assemble  # noqa: E402
+from pipelines import source_flags  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "Directory with the trained global/ and local/ stages.")
 flags.DEFINE_string("output", None, "Directory for the report.")

@@ -15,10 +15,12 @@ import time
 from absl import flags
 
 from lmk_tf import cli
-from lmk_tf.data import sources
-from lmk_tf.data.prepare import prepare_records
-from lmk_tf.training.config import default_config
-from lmk_tf.training.trainer import train_stage
+
+cli.import_tensorflow_quietly()
+from lmk_tf.data import sources  # noqa: E402
+from lmk_tf.data.prepare import prepare_records  # noqa: E402
+from lmk_tf.training.config import default_config  # noqa: E402
+from lmk_tf.training.trainer import train_stage  # noqa: E402
 
 flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
 flags.DEFINE_string("workdir", "build/isbi2015", "Scratch directory for shards and checkpoints.")

@@ -55,6 +55,7 @@ def main(argv):
     from lmk_tf.errors import RequestError
     from lmk_tf.serving.inputs import parse_spacing, read_image_for_model
 
+    cli.import_tensorflow_quietly()
     from lmk_tf.serving.servable import resolve_model_dir
 
     spacing = parse_spacing(FLAGS.spacing)

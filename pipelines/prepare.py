@@ -8,9 +8,11 @@
 from absl import flags
 
 from lmk_tf import cli
-from lmk_tf.data.prepare import prepare_records
-from lmk_tf.training.config import default_config
-from pipelines import source_flags
+
+cli.import_tensorflow_quietly()
+from lmk_tf.data.prepare import prepare_records  # noqa: E402
+from lmk_tf.training.config import default_config  # noqa: E402
+from pipelines import source_flags  # noqa: E402
 
 flags.DEFINE_string("output", None, "Directory for the shards and dataset.json.")
 flags.DEFINE_float("global_spacing", None, "mm per pixel of the global stage (default: preset's).")

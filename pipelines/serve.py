@@ -55,6 +55,7 @@ flags.DEFINE_list("allowed_model_roots", None,
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.import_tensorflow_quietly()
     from lmk_tf.serving.server import ServerOptions, run_server
 
     options = ServerOptions(

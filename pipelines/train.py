@@ -14,8 +14,10 @@ import dataclasses
 from absl import flags
 
 from lmk_tf import cli
-from lmk_tf.training.config import STAGES, default_config
-from lmk_tf.training.trainer import STRATEGIES, load_dataset_info, train_stage
+
+cli.import_tensorflow_quietly()
+from lmk_tf.training.config import STAGES, default_config  # noqa: E402
+from lmk_tf.training.trainer import STRATEGIES, load_dataset_info, train_stage  # noqa: E402
 
 flags.DEFINE_enum("stage", None, list(STAGES), "Which stage to train.")
 flags.DEFINE_string("data", None, "Directory written by lmk-prepare.")

@@ -1,0 +1,53 @@
+"""lmk-prepare -> lmk-train (both stages) -> lmk-evaluate -> lmk-export, as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(module, *args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", f"pipelines.{module}", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_commands_end_to_end(tmp_path):
+    data, model, report, base = (str(tmp_path / n) for n in ("data", "model", "eval", "saved"))
+    p = run("prepare", "--synthetic=6", "--ndim=2", "--fold=0", "--num_folds=3", f"--output={data}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    info = json.load(open(os.path.join(data, "dataset.json")))
+    assert info["counts"] == {"train": 4, "val": 2} and info["global_spacing"] == 2.0
+    for stage in ("global", "local"):
+        p = run("train", f"--stage={stage}", f"--data={data}", f"--model_dir={model}", "--steps=2",
+                "--batch_size=2", "--steps_per_epoch=1")
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert f"[{stage}] epoch 2/2" in p.stdout
+    p = run("evaluate", f"--model_dir={model}", "--synthetic=6", "--fold=0", "--num_folds=3",
+            f"--output={report}", "--overlays=1")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "MRE" in p.stdout
+    for name in ("errors.csv", "summary.md", "summary.json", "errors_boxplot.png", "sdr_curve.png"):
+        assert os.path.getsize(os.path.join(report, name)) > 0, name
+    assert json.load(open(os.path.join(report, "summary.json")))["n_images"] == 2
+    p = run("export", f"--model_dir={model}", "--name=cmd", f"--base={base}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert os.path.exists(os.path.join(base, "cmd", "1", "saved_model.pb"))
+
+
+@pytest.mark.parametrize("module,args,message", [
+    ("train", ["--stage=global", "--data=/nonexistent", "--model_dir=/tmp/x"], "run lmk-prepare"),
+    ("prepare", ["--output=/tmp/x"], "give --images and --landmarks"),
+    ("export", ["--model_dir=/nonexistent", "--name=x", "--base=/tmp/lmk-export-test"], "not found"),
+])
+def test_user_errors_are_one_line_exit_2(module, args, message):
+    p = run(module, *args)
+    assert p.returncode == 2
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and message in lines[0], p.stderr
+    assert "Traceback" not in p.stderr
