@@ -84,11 +84,24 @@ def main(argv):
     print(format_summary(summary, per_landmark=True))
     if "second_annotator" in summary:
         print("inter-doctor (junior vs senior): " + format_summary(summary["second_annotator"]))
-    write_report_page(summary, len(train), len(held_out), time.time() - t0, g, loc)
+    write_report_page(summary, len(train), len(held_out), model_dir, g, loc)
     print(f"total {time.time() - t0:.0f}s", file=sys.stdout)
 
 
-def write_report_page(summary, num_train, num_held_out, seconds, g, loc):
+def training_minutes(model_dir):
+    """'global X min + local Y min' from the stages' training.json files."""
+    import json
+
+    parts = []
+    for stage in ("global", "local"):
+        path = os.path.join(model_dir, stage, "training.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                parts.append(f"{stage} {json.load(f)['seconds'] / 60:.0f} min")
+    return " + ".join(parts) or "not recorded"
+
+
+def write_report_page(summary, num_train, num_held_out, model_dir, g, loc):
     """docs/isbi2015.md: the held-out figures with the command that made them."""
     o = summary["overall"]
     sdr = " / ".join(f"{o['sdr'][t]:.1f}%" for t in summary["thresholds"])
@@ -107,7 +120,7 @@ def write_report_page(summary, num_train, num_held_out, seconds, g, loc):
         f" {num_train} to train, {num_held_out} held out; truth = {FLAGS.combine} of the two doctors",
         f"- global stage: {g.spacing} mm, {g.steps} steps, batch {g.batch_size}; local stage: {loc.spacing} mm,"
         f" {loc.patch_size} px sub-images, {loc.steps} steps, batch {loc.batch_size}",
-        f"- wall time (prepare + train + evaluate): {seconds / 60:.0f} min;"
+        f"- training time on this CPU: {training_minutes(model_dir)};"
         f" inference {summary['seconds_per_image'] * 1000:.0f} ms per image in-process",
         "",
         f"**Held-out MRE {o['mre']:.2f} +- {o['sd']:.2f} mm** (median {o['median']:.2f} mm);"

@@ -17,7 +17,7 @@ from lmk_tf.models.layers import (
     WeightedDisplacementAggregation,
     decode_displacement,
 )
-from lmk_tf.models.preprocess import normalise_intensity, resample
+from lmk_tf.models.preprocess import normalise_intensity, pad_to_multiple, resample
 from lmk_tf.training.config import StageConfig
 
 
@@ -74,7 +74,7 @@ class GlobalToLocal(keras.Model):
         x = normalise_intensity(image)
 
         g_img, g_scale, g_off = resample(x, spacing, g.spacing)
-        out = self.global_net(g_img[None], training=False)
+        out = self.global_net(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
         g_pos, g_conf = self.global_aggregation(disp, out["classification"])
         index = g_off + g_scale * g_pos[0]

@@ -163,9 +163,9 @@ def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageCon
             return StageConfig(stage="local", ndim=2, spacing=0.3, patch_size=64, net=local_net,
                                local_offset_mm=5.0, reg_radius=None, steps=4000, batch_size=2,
                                translate_px=0, rotation_deg=5.0)
-        local3 = NetConfig(stem_filters=8, stem_kernel=3, stem_stride=1, stage_filters=(16, 32),
-                           stage_strides=(2, 2), head_filters=32)
+        local3 = NetConfig(stem_filters=8, stem_kernel=3, stem_stride=1, stage_filters=(16, 32, 32),
+                           stage_strides=(2, 2, 1), head_filters=32)
         return StageConfig(stage="local", ndim=3, spacing=1.5, patch_size=16, net=local3,
-                           local_offset_mm=4.5, reg_radius=None, steps=500, batch_size=4,
+                           local_offset_mm=6.0, reg_radius=None, steps=800, batch_size=2,
                            translate_px=0, alpha=8.0, rotation_deg=8.0)
     raise ConfigError(f"stage must be one of {STAGES}, got {stage!r}")

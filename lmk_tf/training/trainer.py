@@ -233,8 +233,13 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy=
     if not verbose:
         callbacks.append(_ProgressLine(config.stage, epochs, config.steps_per_epoch))
     callbacks += extra
-    model.fit(dataset, epochs=epochs, steps_per_epoch=config.steps_per_epoch,
-              callbacks=callbacks, verbose=verbose, shuffle=False)
+    t0 = time.time()
+    history = model.fit(dataset, epochs=epochs, steps_per_epoch=config.steps_per_epoch,
+                        callbacks=callbacks, verbose=verbose, shuffle=False)
+    with open(os.path.join(stage_dir, "training.json"), "w") as f:
+        # What this (possibly resumed) run took and ended at, for reports.
+        json.dump({"seconds": round(time.time() - t0, 1), "steps": config.steps,
+                   "final": {k: float(v[-1]) for k, v in history.history.items() if v}}, f, indent=2)
     save_model_atomic(model, os.path.join(stage_dir, "model.keras"))
     return model
 
