@@ -37,7 +37,8 @@ class Image:
       array: pixel/voxel values, ndim 2 or 3, array-axis order.
       spacing: mm per pixel/voxel, array-axis order, all > 0.
       origin: LPS world position of the first pixel centre (mm), length ndim.
-      direction: ndim x ndim, column a = world direction of array axis a.
+      direction: ndim x ndim, column a = world direction of array axis a;
+        default ITK's identity (columns along x, rows along y, slices along z).
       meta: free-form facts about where the image came from (file, modality,
         the DICOM tags the geometry was taken from, ...).
     """
@@ -67,7 +68,11 @@ class Image:
         if origin.shape != (ndim,):
             raise ConfigError(f"origin must have {ndim} values, got {list(origin)}")
         self.origin = tuple(float(o) for o in origin)
-        direction = np.eye(ndim) if self.direction is None else np.asarray(self.direction, np.float64)
+        # Default: ITK's identity, i.e. columns along world x, rows along y and
+        # slices along z, which in array-axis order is the reversed identity.
+        direction = (
+            np.eye(ndim)[::-1] if self.direction is None else np.asarray(self.direction, np.float64)
+        )
         if direction.shape != (ndim, ndim):
             raise ConfigError(
                 f"direction must be {ndim}x{ndim}, got shape {direction.shape}"

@@ -69,7 +69,7 @@ def main(argv):
     if FLAGS.fold < 0:
         from lmk_tf.export import export
 
-        path = export(model_dir, FLAGS.export_base, warmup_shape=(2400, 1935), warmup_spacing=[0.1, 0.1],
+        path = export(model_dir, FLAGS.export_base, warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1],
                       extra_info={"training_data": "ISBI 2015 challenge training set (150 images), "
                                   "research use only; cite Wang et al., Medical Image Analysis 31, 2016",
                                   "ground_truth": FLAGS.combine})

@@ -29,8 +29,9 @@ def test_world_index_round_trip_for_batches():
 def test_2d_defaults():
     image = Image(np.zeros((3, 4)), [0.1, 0.2])
     assert image.origin == (0.0, 0.0)
-    np.testing.assert_array_equal(image.direction, np.eye(2))
-    np.testing.assert_allclose(image.index_to_world([[2, 3]]), [[0.2, 0.6]])
+    # ITK's identity: columns run along world x, rows along world y.
+    np.testing.assert_array_equal(image.direction, [[0, 1], [1, 0]])
+    np.testing.assert_allclose(image.index_to_world([[2, 3]]), [[0.6, 0.2]])
     assert image.geometry()["spacing"] == [0.1, 0.2]
 
 

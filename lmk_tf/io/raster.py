@@ -5,7 +5,7 @@ These formats carry no trustworthy physical spacing (the dpi fields say
 caller; without it the reader uses 1.0 mm and warns, naming the file.
 Colour pictures become grey luminance (greyscale X-rays saved as RGB, like
 the ISBI 2015 jpgs, come back as their grey values); 16-bit greyscale keeps
-16 bits. Origin is 0 and direction the identity.
+16 bits. Origin is 0 and direction ITK's identity (columns along x, rows along y).
 """
 
 from __future__ import annotations
