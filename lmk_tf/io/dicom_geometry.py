@@ -28,26 +28,26 @@ from lmk_tf.io.common import orthonormalize
 UNEVEN_TOLERANCE = 0.01
 
 
+def _tag_numbers(value, count: int, tag: str, path: str) -> np.ndarray:
+    """`count` finite numbers from a multi-valued DICOM tag, or an error naming it."""
+    try:
+        v = np.asarray([float(x) for x in value], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ImageReadError(f"{path}: {tag} is not numeric: {value!r}") from e
+    if v.shape != (count,) or not np.all(np.isfinite(v)):
+        raise ImageReadError(f"{path}: {tag} needs {count} numbers, got {list(value)}")
+    return v
+
+
 def parse_iop(iop, path: str) -> tuple[np.ndarray, np.ndarray]:
     """(row_direction, column_direction) unit vectors from an IOP value."""
-    try:
-        v = np.asarray([float(x) for x in iop], dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ImageReadError(f"{path}: ImageOrientationPatient is not numeric: {iop!r}") from e
-    if v.shape != (6,) or not np.all(np.isfinite(v)):
-        raise ImageReadError(f"{path}: ImageOrientationPatient needs 6 numbers, got {list(iop)}")
+    v = _tag_numbers(iop, 6, "ImageOrientationPatient", path)
     return v[:3], v[3:]
 
 
 def parse_ipp(ipp, path: str) -> np.ndarray:
     """A 3-vector from an ImagePositionPatient value."""
-    try:
-        v = np.asarray([float(x) for x in ipp], dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ImageReadError(f"{path}: ImagePositionPatient is not numeric: {ipp!r}") from e
-    if v.shape != (3,) or not np.all(np.isfinite(v)):
-        raise ImageReadError(f"{path}: ImagePositionPatient needs 3 numbers, got {list(ipp)}")
-    return v
+    return _tag_numbers(ipp, 3, "ImagePositionPatient", path)
 
 
 def volume_direction(iop, path: str) -> np.ndarray:
