@@ -39,8 +39,9 @@ def test_predict_json_with_overlay_from_a_base_dir(tmp_path, toy_export):
     want = expected(pixels, (0.1, 0.2))
     np.testing.assert_allclose([lm["index"] for lm in answer["landmarks"]], want["landmarks_index"],
                                rtol=1e-5)
-    np.testing.assert_allclose([lm["world"] for lm in answer["landmarks"]], want["landmarks_mm"],
-                               rtol=1e-5)  # origin 0, identity direction: world = mm
+    # A picture has origin 0 and ITK's identity direction: world x is the column, y the row.
+    np.testing.assert_allclose([lm["world"] for lm in answer["landmarks"]],
+                               np.asarray(want["landmarks_mm"])[:, ::-1], rtol=1e-5)
     with PILImage.open(overlay / "x.png") as picture:
         assert picture.size[0] >= 18 and picture.size[1] >= 24
 
