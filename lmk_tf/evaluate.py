@@ -17,26 +17,30 @@ import numpy as np
 
 from lmk_tf import evaluation, plots
 from lmk_tf.data.sources import Sample
+from lmk_tf.errors import ConfigError
 
 
 def predict_samples(predictor, samples: list[Sample], *, log=sys.stdout):
-    """(pred_index [N, L, ndim], present [N, L], seconds per image)."""
-    preds, present, t0 = [], [], time.time()
+    """(pred_index [N, L, ndim], present [N, L], spacings [N, ndim], seconds per image)."""
+    preds, present, spacings, t0 = [], [], [], time.time()
     for i, sample in enumerate(samples):
-        out = predictor(sample.load())
+        image = sample.load()
+        out = predictor(image)
         preds.append(out["landmarks_index"])
         present.append(out["present"])
+        spacings.append(image.spacing)
         if log and (i + 1) % 10 == 0:
             print(f"  predicted {i + 1}/{len(samples)} images ({time.time() - t0:.0f}s)", file=log, flush=True)
-    return np.array(preds), np.array(present), (time.time() - t0) / max(len(samples), 1)
+    return np.array(preds), np.array(present), np.array(spacings), (time.time() - t0) / max(len(samples), 1)
 
 
 def evaluate(predictor, samples: list[Sample], names: list[str], out_dir: str, *,
              overlays: int = 5, log=sys.stdout) -> dict:
     """Predicts every sample, writes the report into `out_dir`, returns the summary."""
+    if not samples:
+        raise ConfigError("no images to evaluate (is the held-out fold empty?)")
     os.makedirs(out_dir, exist_ok=True)
-    pred_index, present, sec = predict_samples(predictor, samples, log=log)
-    spacings = np.array([s.load().spacing for s in samples]) if samples else np.zeros((0, 2))
+    pred_index, present, spacings, sec = predict_samples(predictor, samples, log=log)
     truth_index = np.array([s.points for s in samples])
     pred_mm = pred_index * spacings[:, None, :]
     true_mm = truth_index * spacings[:, None, :]
@@ -46,7 +50,7 @@ def evaluate(predictor, samples: list[Sample], names: list[str], out_dir: str, *
 
     second = None
     second_errors = None
-    if samples and all(len(s.annotators) >= 2 for s in samples):
+    if all(len(s.annotators) >= 2 for s in samples):
         a0 = np.array([s.annotators[0] for s in samples]) * spacings[:, None, :]
         a1 = np.array([s.annotators[1] for s in samples]) * spacings[:, None, :]
         second_errors = evaluation.radial_errors(a1, a0)
