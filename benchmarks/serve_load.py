@@ -40,6 +40,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_concurrently(worker, clients: int) -> float:
+    """Runs `worker` in `clients` threads at once; returns the wall seconds."""
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process in MiB (Linux /proc)."""
     with open(f"/proc/{pid}/status") as f:
@@ -91,13 +102,7 @@ def in_process_throughput(version_dir: str, array, spacing, clients: int, reques
         for _ in range(requests):
             model.predict(inputs)
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return clients * requests / (time.perf_counter() - start)
+    return clients * requests / run_concurrently(worker, clients)
 
 
 def run_load(
@@ -187,13 +192,7 @@ def run_load(
                     _install_copy(version_dir, base, first_version + 1)
             channel.close()
 
-        threads = [threading.Thread(target=worker) for _ in range(clients)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - start
+        wall = run_concurrently(worker, clients)
         rss_after = rss_mb(server.proc.pid)
     finally:
         returncode, output = server.stop()

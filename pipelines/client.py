@@ -41,16 +41,10 @@ def main(argv):
     import os
 
     from lmk_tf.errors import RequestError
-    from lmk_tf.serving.inputs import parse_spacing, read_image_for_model
+    from lmk_tf.serving.inputs import read_files_for_model
 
-    spacing = parse_spacing(FLAGS.spacing)
-    prog = os.path.basename(sys.argv[0]) or "lmk-client"
     # All files are read (and refused) before gRPC is loaded or a request sent.
-    images = [
-        (path, read_image_for_model(
-            path, spacing, warn=lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)))
-        for path in files
-    ]
+    images = read_files_for_model(files, FLAGS.spacing, prog=os.path.basename(sys.argv[0]) or "lmk-client")
     cli.import_tensorflow_quietly()
     from lmk_tf.serving.client import format_results, make_channel, make_stub, predict_image
 

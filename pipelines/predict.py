@@ -53,22 +53,17 @@ def main(argv):
     if not FLAGS.model:
         raise ConfigError("--model is required")
     from lmk_tf.errors import RequestError
-    from lmk_tf.serving.inputs import parse_spacing, read_image_for_model
+    from lmk_tf.serving.inputs import parse_spacing, read_files_for_model
 
+    parse_spacing(FLAGS.spacing)  # a bad flag is named before the model is looked for
     cli.import_tensorflow_quietly()
     from lmk_tf.serving.servable import resolve_model_dir
 
-    spacing = parse_spacing(FLAGS.spacing)
     model_dir, _ = resolve_model_dir(FLAGS.model)  # a wrong --model is named first
-    prog = os.path.basename(sys.argv[0]) or "lmk-predict"
     # Every file is read (and refused) before the model loads, and every one is
     # predicted before anything is written, so a bad file among good ones
     # leaves no overlay and no output behind.
-    images = [
-        (path, read_image_for_model(
-            path, spacing, warn=lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)))
-        for path in files
-    ]
+    images = read_files_for_model(files, FLAGS.spacing, prog=os.path.basename(sys.argv[0]) or "lmk-predict")
     from lmk_tf.serving.client import format_results
     from lmk_tf.serving.local import LocalModel
 

@@ -110,11 +110,11 @@ def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_s
 
 def synthetic_samples(ndim: int, n: int, seed: int, **kwargs):
     """(id, image, points) triples from the package's synthetic generator."""
-    from lmk_tf.synthetic import make_sample, sample_seed
+    from lmk_tf.data.sources import synthetic_source
 
-    for i in range(n):
-        image, points, _ = make_sample(ndim, sample_seed(seed, i), **kwargs)
-        yield f"synthetic-{seed}-{i:04d}", image, mark_outside_missing(image, points)
+    samples, _ = synthetic_source(ndim, n, seed, **kwargs)
+    for s in samples:
+        yield s.image_id, s.load(), s.points
 
 
 def mark_outside_missing(image: Image, points: np.ndarray) -> np.ndarray:

@@ -35,14 +35,17 @@ class Sample:
     annotators: list = dataclasses.field(default_factory=list)
 
 
-def synthetic_source(ndim: int, n: int, seed: int) -> tuple[list[Sample], list[str]]:
-    """n generated images; landmarks outside the field of view are missing."""
+def synthetic_source(ndim: int, n: int, seed: int, **kwargs) -> tuple[list[Sample], list[str]]:
+    """n generated images; landmarks outside the field of view are missing.
+
+    `kwargs` go to `make_sample` (shape, spacing, num_landmarks, config).
+    """
     from lmk_tf.data.prepare import mark_outside_missing
     from lmk_tf.synthetic import landmark_names, make_sample, sample_seed
 
     samples = []
     for i in range(n):
-        image, points, _ = make_sample(ndim, sample_seed(seed, i))
+        image, points, _ = make_sample(ndim, sample_seed(seed, i), **kwargs)
         samples.append(Sample(f"synthetic-{seed}-{i:04d}", (lambda im=image: im),
                               mark_outside_missing(image, points)))
     return samples, landmark_names(ndim)

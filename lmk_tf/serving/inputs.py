@@ -50,3 +50,16 @@ def parse_spacing(values) -> tuple[float, ...] | None:
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         raise ConfigError(f"--spacing must be > 0, got {','.join(values)}")
     return spacing
+
+
+def read_files_for_model(files, spacing_values, *, prog: str):
+    """[(path, Image)] for every file, read (and refused) before any is predicted.
+
+    `spacing_values` is the --spacing flag's list; reader warnings become one
+    `<prog>: warning: ...` line each on stderr.
+    """
+    import sys
+
+    spacing = parse_spacing(spacing_values)
+    warn = lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)  # noqa: E731
+    return [(path, read_image_for_model(path, spacing, warn=warn)) for path in files]
