@@ -160,8 +160,12 @@ def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageCon
                                local_offset_mm=6.0, reg_radius=None, steps=600, batch_size=8,
                                translate_px=0)
         if ndim == 2:
+            # reg_radius=3: only the 7x7 cells around the landmark, which carry ~90% of the
+            # aggregation weight, learn to regress. Regressing every cell of the 16x16 grid spent
+            # the small net on cells that cannot see the landmark; its votes then only
+            # corrected ~60% of the global error (held-out fold 0: 1.70 -> 1.17 mm).
             return StageConfig(stage="local", ndim=2, spacing=0.3, patch_size=64, net=local_net,
-                               local_offset_mm=5.0, reg_radius=None, steps=4000, batch_size=2,
+                               local_offset_mm=5.0, reg_radius=3, steps=4000, batch_size=2,
                                translate_px=0, rotation_deg=5.0)
         local3 = NetConfig(stem_filters=8, stem_kernel=3, stem_stride=1, stage_filters=(16, 32, 32),
                            stage_strides=(2, 2, 1), head_filters=32)
