@@ -30,7 +30,8 @@ def import_tensorflow_quietly() -> None:
     """Imports TensorFlow with its C++ start-up lines kept off stderr.
 
     TensorFlow 2.21 prints "All log messages before absl::InitializeLog()..."
-    and "Could not find cuda drivers" from native code while it is imported,
+    and "Could not find cuda drivers" from native code while it is imported
+    (and "failed call to cuInit" when it first looks for devices),
     whatever TF_CPP_MIN_LOG_LEVEL says, so a user error would no longer be one
     line. Commands that need TensorFlow call this before anything imports it;
     TF_CPP_MIN_LOG_LEVEL=0 keeps the lines for debugging.
@@ -42,7 +43,11 @@ def import_tensorflow_quietly() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        # Device discovery (cuInit on a machine without a GPU) happens at the first op and
+        # prints its own error line; do it here, while stderr is still closed.
+        tensorflow.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
