@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo clean-demo isbi2015 isbi2015-cv
+.PHONY: install test demo clean-demo isbi2015 isbi2015-cv isbi2015-kfold
 
 install: $(STAMP)
 
@@ -30,9 +30,20 @@ clean-demo:
 # The ISBI 2015 cephalometric model (../shared/data/isbi2015, never committed).
 # isbi2015: all 150 images -> saved_models/isbi2015_ceph/<version>/
 # isbi2015-cv: fold 0 of 5 held out -> the report in docs/isbi2015/
+# isbi2015-kfold: all 5 folds, each held out once -> pooled figures (about 1 hour)
 DATA ?= ../shared/data/isbi2015
 isbi2015: install
 	$(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=-1
 
 isbi2015-cv: install
 	$(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=0 --report=docs/isbi2015
+
+FOLDS ?= 0 1 2 3 4
+FOLD_REPORTS = $(foreach k,$(FOLDS),build/isbi2015/fold$(k)/report/isbi2015)
+comma := ,
+space := $(subst ,, )
+isbi2015-kfold: install
+	for k in $(FOLDS); do \
+	  $(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=$$k --report=build/isbi2015/fold$$k/report/isbi2015 || exit 1; \
+	done
+	$(PY) benchmarks/isbi2015_folds.py --reports=$(subst $(space),$(comma),$(strip $(FOLD_REPORTS)))

@@ -165,6 +165,9 @@ def save_worst_overlays(
         )
     out_dir = pathlib.Path(out_dir)
     load = images if callable(images) else images.__getitem__
+    # A report rewritten in place must not keep the worst images of an earlier run.
+    for old in out_dir.glob("[0-9][0-9]_*.png"):
+        old.unlink()
     paths = []
     for rank, i in enumerate(worst_images(errors, k), start=1):
         image_id = str(image_ids[i]) if image_ids is not None else f"{i:04d}"

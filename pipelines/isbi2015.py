@@ -19,7 +19,8 @@ from lmk_tf import cli
 cli.import_tensorflow_quietly()
 from lmk_tf.data import sources  # noqa: E402
 from lmk_tf.data.prepare import prepare_records  # noqa: E402
-from lmk_tf.training.config import default_config  # noqa: E402
+from lmk_tf.errors import ConfigError  # noqa: E402
+from lmk_tf.training.config import StageConfig, default_config  # noqa: E402
 from lmk_tf.training.trainer import train_stage  # noqa: E402
 
 flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
@@ -31,6 +32,10 @@ flags.DEFINE_enum("combine", "mean", ["mean", "first"], "Truth: mean of both doc
 flags.DEFINE_float("spacing", 0.1, "mm per pixel of the images.")
 flags.DEFINE_integer("global_steps", None, "Global-stage steps (default: the ceph preset's).")
 flags.DEFINE_integer("local_steps", None, "Local-stage steps (default: the ceph preset's).")
+flags.DEFINE_float("presence_threshold", 0.0,
+                   "Global confidence below which a landmark is reported absent. Every ISBI cephalogram "
+                   "shows all 19 landmarks, so by default each is always reported (with its confidence).")
+flags.DEFINE_integer("version", None, "Version to export as (default: one above the newest in --export_base).")
 flags.DEFINE_string("export_base", "saved_models/isbi2015_ceph", "Where fold -1 exports to.")
 flags.DEFINE_string("report", "docs/isbi2015", "Where a held-out fold's report goes.")
 FLAGS = flags.FLAGS
@@ -58,8 +63,9 @@ def main(argv):
         print(f"== preparing {len(train)} training images ({tag})", flush=True)
         prepare_records(((s.image_id, s.load(), s.points) for s in train), data, split="train",
                         landmark_names=names, global_spacing=g.spacing, local_spacing=loc.spacing)
+    check_prepared(data, g, loc)
     for config in (g, loc):
-        if os.path.exists(os.path.join(model_dir, config.stage, "model.keras")):
+        if already_trained(config, os.path.join(model_dir, config.stage)):
             print(f"== {config.stage} stage already trained in {model_dir}", flush=True)
             continue
         print(f"== training the {config.stage} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)", flush=True)
@@ -69,7 +75,7 @@ def main(argv):
     if FLAGS.fold < 0:
         from lmk_tf.export import export
 
-        path = export(model_dir, FLAGS.export_base, warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1],
+        path = export(model_dir, FLAGS.export_base, version=FLAGS.version, presence_threshold=FLAGS.presence_threshold, warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1],
                       extra_info={"training_data": "ISBI 2015 challenge training set (150 images), "
                                   "research use only; cite Wang et al., Medical Image Analysis 31, 2016",
                                   "ground_truth": FLAGS.combine})
@@ -80,12 +86,48 @@ def main(argv):
     from lmk_tf.models.assemble import Predictor, assemble
 
     print(f"== evaluating {len(held_out)} held-out images -> {FLAGS.report}", flush=True)
-    summary = evaluate(Predictor(assemble(model_dir)), held_out, names, FLAGS.report, overlays=3)
+    summary = evaluate(Predictor(assemble(model_dir, presence_threshold=FLAGS.presence_threshold)), held_out, names, FLAGS.report, overlays=3)
     print(format_summary(summary, per_landmark=True))
     if "second_annotator" in summary:
         print("inter-doctor (junior vs senior): " + format_summary(summary["second_annotator"]))
     write_report_page(summary, len(train), len(held_out), model_dir, g, loc)
     print(f"total {time.time() - t0:.0f}s", file=sys.stdout)
+
+
+def check_prepared(data, g, loc):
+    """Shards prepared at other spacings than the recipe's would train silently wrong stages."""
+    import json
+
+    with open(os.path.join(data, "dataset.json")) as f:
+        info = json.load(f)
+    for key, want in (("global_spacing", g.spacing), ("local_spacing", loc.spacing)):
+        if info.get(key) != want:
+            raise ConfigError(f"{data} was prepared with {key}={info.get(key)} but the recipe uses {want}; "
+                              f"delete {data} or give another --workdir")
+
+
+def already_trained(config, stage_dir) -> bool:
+    """True when the stage exists with exactly these settings; an error when it has others.
+
+    Reusing a stage trained by an older recipe would report figures the
+    current recipe never produced.
+    """
+    if not os.path.exists(os.path.join(stage_dir, "model.keras")):
+        return False
+    saved = StageConfig.load(stage_dir)
+    if saved != config:
+        changed = [f"{k}: {getattr(saved, k)!r} -> {getattr(config, k)!r}"
+                   for k in config.__dataclass_fields__ if getattr(saved, k) != getattr(config, k)]
+        raise ConfigError(f"{stage_dir} was trained with other settings ({'; '.join(changed)}); "
+                          f"delete it or give another --workdir")
+    return True
+
+
+def presence_line():
+    if FLAGS.presence_threshold <= 0:
+        return "- every landmark is reported (presence threshold 0), so every one counts in the MRE and SDR"
+    return (f"- landmarks with a global confidence under {FLAGS.presence_threshold:g} are reported absent"
+            f" and count as missed (excluded from the MRE, failures in the SDR)")
 
 
 def training_minutes(model_dir):
@@ -120,6 +162,7 @@ def write_report_page(summary, num_train, num_held_out, model_dir, g, loc):
         f" {num_train} to train, {num_held_out} held out; truth = {FLAGS.combine} of the two doctors",
         f"- global stage: {g.spacing} mm, {g.steps} steps, batch {g.batch_size}; local stage: {loc.spacing} mm,"
         f" {loc.patch_size} px sub-images, {loc.steps} steps, batch {loc.batch_size}",
+        presence_line(),
         f"- training time on this CPU: {training_minutes(model_dir)};"
         f" inference {summary['seconds_per_image'] * 1000:.0f} ms per image in-process",
         "",

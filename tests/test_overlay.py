@@ -133,6 +133,12 @@ def test_save_worst_overlays_ranks_and_names(tmp_path):
     assert loaded == [2, 1]
     assert all(_read(p).shape == (40, 40, 3) for p in paths)
 
+    # Rewritten in place: only the new run's worst images remain, other files stay.
+    (tmp_path / "worst" / "notes.txt").write_text("mine")
+    errors[0] = [9.0, 9.0]
+    plots.save_worst_overlays(tmp_path / "worst", images, pred, errors, image_ids=["a", "b/c", "d", "e"], k=1)
+    assert sorted(p.name for p in (tmp_path / "worst").iterdir()) == ["01_d.png", "notes.txt"]
+
 
 def test_synthetic_gallery(tmp_path):
     path = plots.save_synthetic_gallery(tmp_path / "synthetic.png", num_2d=3, tile_px=128)

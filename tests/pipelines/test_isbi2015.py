@@ -1,0 +1,77 @@
+"""The ISBI 2015 recipe end to end on a tiny stand-in for ../shared/data/isbi2015.
+
+Real data is not in a fresh clone, so the directory is built from synthetic
+pictures laid out as the challenge's (images/ + senior.csv + junior.csv).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from lmk_tf.landmarks import Landmarks, write_landmark_table
+from lmk_tf.synthetic import make_sample
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(*args, timeout=600):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.fixture(scope="module")
+def isbi_like(tmp_path_factory):
+    root = tmp_path_factory.mktemp("isbi2015")
+    (root / "images").mkdir()
+    senior, junior = {}, {}
+    for i in range(5):
+        image, points, names = make_sample(2, seed=i, shape=(160, 128), spacing=(1.0, 1.0))
+        a = image.array
+        pixels = np.uint8(np.clip(255 * (a - a.min()) / (np.ptp(a) or 1), 0, 255))
+        PILImage.fromarray(pixels).save(root / "images" / f"{i:03d}.png")
+        senior[f"{i:03d}.png"] = Landmarks(names, points)
+        junior[f"{i:03d}.png"] = Landmarks(names, points + 1.0)  # the second doctor disagrees by 1 px
+    write_landmark_table(root / "senior.csv", senior)
+    write_landmark_table(root / "junior.csv", junior)
+    return root
+
+
+def recipe(data, work, report, *extra):
+    return run("-m", "pipelines.isbi2015", f"--data={data}", "--fold=0", "--num_folds=5",
+               "--spacing=1.0", "--global_steps=2", "--local_steps=2", f"--workdir={work}",
+               f"--report={report}", *extra)
+
+
+@pytest.mark.slow
+def test_recipe_trains_evaluates_and_refuses_stale_stages(isbi_like, tmp_path):
+    work, report = tmp_path / "work", tmp_path / "docs" / "isbi2015"
+    p = recipe(isbi_like, work, report)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "== training the local stage" in p.stdout
+    page = (tmp_path / "docs" / "isbi2015.md").read_text()
+    assert "Held-out MRE" in page and "--fold=0" in page
+    assert "Inter-doctor difference" in page  # two tables: the junior/senior comparison is there
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["n_images"] == 1
+    assert summary["overall"]["missed"] == 0  # presence threshold 0: every landmark reported
+
+    # Same settings: the trained stages are reused, the evaluation runs again.
+    p = recipe(isbi_like, work, report)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "local stage already trained" in p.stdout
+
+    # Other settings: refused, naming the directory and the setting, not silently reused.
+    p = recipe(isbi_like, work, report, "--local_steps=3")
+    assert p.returncode == 2
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "steps: 2 -> 3" in lines[0] and str(work) in lines[0], p.stderr
+
+    p = run("benchmarks/isbi2015_folds.py", f"--reports={report}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.strip().splitlines()[-1].startswith("pooled_mre_mm=")
+    assert "images=1 folds=1" in p.stdout
