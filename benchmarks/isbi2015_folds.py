@@ -1,7 +1,7 @@
 """Pooled held-out accuracy over the folds of the ISBI 2015 recipe.
 
   make isbi2015-kfold DATA=../shared/data/isbi2015     # trains folds 0-4, then runs this
-  .venv/bin/python benchmarks/isbi2015_folds.py --reports=build/isbi2015/fold0/report,build/isbi2015/fold1/report
+  .venv/bin/python benchmarks/isbi2015_folds.py --reports=build/isbi2015/fold0/report/isbi2015,build/isbi2015/fold1/report/isbi2015
 
 Reads the errors.csv each held-out fold's report holds (written by
 `pipelines.isbi2015 --fold=K --report=DIR`) and prints one line per fold and

@@ -75,7 +75,9 @@ def main(argv):
     if FLAGS.fold < 0:
         from lmk_tf.export import export
 
-        path = export(model_dir, FLAGS.export_base, version=FLAGS.version, presence_threshold=FLAGS.presence_threshold, warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1],
+        path = export(model_dir, FLAGS.export_base, version=FLAGS.version,
+                      presence_threshold=FLAGS.presence_threshold,
+                      warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1],
                       extra_info={"training_data": "ISBI 2015 challenge training set (150 images), "
                                   "research use only; cite Wang et al., Medical Image Analysis 31, 2016",
                                   "ground_truth": FLAGS.combine})
@@ -86,7 +88,8 @@ def main(argv):
     from lmk_tf.models.assemble import Predictor, assemble
 
     print(f"== evaluating {len(held_out)} held-out images -> {FLAGS.report}", flush=True)
-    summary = evaluate(Predictor(assemble(model_dir, presence_threshold=FLAGS.presence_threshold)), held_out, names, FLAGS.report, overlays=3)
+    predictor = Predictor(assemble(model_dir, presence_threshold=FLAGS.presence_threshold))
+    summary = evaluate(predictor, held_out, names, FLAGS.report, overlays=3)
     print(format_summary(summary, per_landmark=True))
     if "second_annotator" in summary:
         print("inter-doctor (junior vs senior): " + format_summary(summary["second_annotator"]))
@@ -117,7 +120,7 @@ def already_trained(config, stage_dir) -> bool:
     saved = StageConfig.load(stage_dir)
     if saved != config:
         changed = [f"{k}: {getattr(saved, k)!r} -> {getattr(config, k)!r}"
-                   for k in config.__dataclass_fields__ if getattr(saved, k) != getattr(config, k)]
+                   for k in (f.name for f in dataclasses.fields(config)) if getattr(saved, k) != getattr(config, k)]
         raise ConfigError(f"{stage_dir} was trained with other settings ({'; '.join(changed)}); "
                           f"delete it or give another --workdir")
     return True

@@ -163,7 +163,7 @@ def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageCon
             # reg_radius=3: only the 7x7 cells around the landmark, which carry ~90% of the
             # aggregation weight, learn to regress. Regressing every cell of the 16x16 grid spent
             # the small net on cells that cannot see the landmark; its votes then only
-            # corrected ~60% of the global error (held-out fold 0: 1.70 -> 1.17 mm).
+            # corrected ~60% of the global error (held-out fold 0: 1.70 -> 1.16 mm).
             return StageConfig(stage="local", ndim=2, spacing=0.3, patch_size=64, net=local_net,
                                local_offset_mm=5.0, reg_radius=3, steps=4000, batch_size=2,
                                translate_px=0, rotation_deg=5.0)
