@@ -8,6 +8,7 @@ Images are 0.1 mm JPEGs without spacing tags, so --spacing defaults to 0.1.
 """
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -99,8 +100,6 @@ def main(argv):
 
 def check_prepared(data, g, loc):
     """Shards prepared at other spacings than the recipe's would train silently wrong stages."""
-    import json
-
     with open(os.path.join(data, "dataset.json")) as f:
         info = json.load(f)
     for key, want in (("global_spacing", g.spacing), ("local_spacing", loc.spacing)):
@@ -135,8 +134,6 @@ def presence_line():
 
 def training_minutes(model_dir):
     """'global X min + local Y min' from the stages' training.json files."""
-    import json
-
     parts = []
     for stage in ("global", "local"):
         path = os.path.join(model_dir, stage, "training.json")

@@ -112,34 +112,29 @@ def nan_nifti(d) -> str:
     return nifti(d, "nan.nii", array, (0.5, 0.5))
 
 
-def huge_nifti_header(d) -> str:
-    """A 352-byte NIfTI header claiming 30000^3 float32 voxels (NIfTI-1 dims are int16), no data."""
+def _nifti_header_only(path, shape, zooms=None) -> str:
+    """A NIfTI-1 file that is its 352-byte header (claiming `shape` float32 voxels) and no data."""
     import nibabel as nib
 
     header = nib.Nifti1Header()
     header.set_data_dtype(np.float32)
-    header.set_data_shape((30000, 30000, 30000))
-    header.set_zooms((1.0, 1.0, 1.0))
+    header.set_data_shape(shape)
+    if zooms is not None:
+        header.set_zooms(zooms)
     header["vox_offset"] = 352
-    path = os.path.join(d, "huge.nii")
     with open(path, "wb") as f:
         f.write(header.binaryblock)
         f.write(b"\0" * 4)
     return path
+
+
+def huge_nifti_header(d) -> str:
+    """A header claiming 30000^3 float32 voxels (NIfTI-1 dims are int16), no data."""
+    return _nifti_header_only(os.path.join(d, "huge.nii"), (30000, 30000, 30000), (1.0, 1.0, 1.0))
 
 
 def zero_axis_nifti(d) -> str:
-    import nibabel as nib
-
-    header = nib.Nifti1Header()
-    header.set_data_dtype(np.float32)
-    header.set_data_shape((0, 16, 16))
-    header["vox_offset"] = 352
-    path = os.path.join(d, "zero.nii")
-    with open(path, "wb") as f:
-        f.write(header.binaryblock)
-        f.write(b"\0" * 4)
-    return path
+    return _nifti_header_only(os.path.join(d, "zero.nii"), (0, 16, 16))
 
 
 def huge_metaimage_header(d) -> str:
