@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo clean-demo isbi2015 isbi2015-cv isbi2015-kfold
+.PHONY: install test lint demo clean-demo isbi2015 isbi2015-cv isbi2015-kfold
 
 install: $(STAMP)
 
@@ -18,8 +18,14 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-test: install
+# The suite, after the two static checks: the layering contract (.importlinter)
+# and lint (ruff.toml). Either failing fails `make test`, and so CI.
+test: install lint
 	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 demo: install
 	$(PY) -m lmk_tf.demo

@@ -44,7 +44,7 @@ setup(
         "psutil==7.2.2",
         "tensorboard==2.21.0",
     ],
-    extras_require={"test": ["pytest==9.2.0", "pydicom-data==1.0.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pydicom-data==1.0.0", "import-linter==2.17", "ruff==0.17.6"]},
     entry_points={
         "console_scripts": [f"{name}={target}" for name, target in COMMANDS.items()]
     },

@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_string("model", "saved_models/isbi2015_ceph", "Model base directory (newest version is used).")
 flags.DEFINE_string("data", "../shared/data/isbi2015", "ISBI 2015 directory; synthetic images if absent.")
@@ -60,7 +60,8 @@ def main(argv):
             out["landmarks_mm"].numpy()
             times.append((time.perf_counter() - t) * 1000)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{path}: {len(times)} runs on {what}, {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} threads")
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    print(f"{path}: {len(times)} runs on {what}, {threads} threads")
     print(f"median_ms={np.median(times):.0f} p90_ms={np.percentile(times, 90):.0f} peak_rss_mb={peak:.0f}")
 
 

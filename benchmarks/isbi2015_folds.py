@@ -1,7 +1,8 @@
 """Pooled held-out accuracy over the folds of the ISBI 2015 recipe.
 
   make isbi2015-kfold DATA=../shared/data/isbi2015     # trains folds 0-4, then runs this
-  .venv/bin/python benchmarks/isbi2015_folds.py --reports=build/isbi2015/fold0/report/isbi2015,build/isbi2015/fold1/report/isbi2015
+  .venv/bin/python benchmarks/isbi2015_folds.py \
+      --reports=build/isbi2015/fold0/report/isbi2015,build/isbi2015/fold1/report/isbi2015
 
 Reads the errors.csv each held-out fold's report holds (written by
 `pipelines.isbi2015 --fold=K --report=DIR`) and prints one line per fold and
@@ -16,8 +17,8 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lmk_tf.errors import LmkError  # noqa: E402
-from lmk_tf.evaluation import format_summary, read_errors_csv, summarize  # noqa: E402
+from lmk_tf.errors import LmkError
+from lmk_tf.evaluation.metrics import format_summary, read_errors_csv, summarize
 
 flags.DEFINE_list("reports", None, "Report directories of held-out folds (each with errors.csv).")
 FLAGS = flags.FLAGS

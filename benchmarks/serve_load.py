@@ -125,12 +125,13 @@ def run_load(
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
+    from lmk_tf.export.contract import read_model_info
     from lmk_tf.serving import servable
     from lmk_tf.serving.client import make_channel, make_stub
     from tests.serving.server_process import ServerProcess
 
     version_dir, version = servable.resolve_model_dir(model_dir)
-    info = servable.read_model_info(version_dir)
+    info = read_model_info(version_dir)
     ndim = int(info.get("ndim", 2))
     array, spacing = test_image(ndim, image_size)
 

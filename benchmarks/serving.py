@@ -69,10 +69,10 @@ def throughput(fn, clients, seconds):
 def bench_model(model_dir, work):
     import numpy as np
     import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
 
     from lmk_tf.serving.client import make_channel, make_stub
     from lmk_tf.serving.local import LocalModel
-    from tensorflow_serving.apis import predict_pb2
     from tests.serving.conftest import free_port
     from tests.serving.server_process import ServerProcess
 

@@ -21,7 +21,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_enum("ndim", "2", ["2", "3"], "2D or 3D synthetic images.")
 flags.DEFINE_integer("num_train", None, "Training images (default 400 in 2D, 200 in 3D).")
@@ -51,7 +51,7 @@ def pipeline_speed(files, config, num_landmarks, num_images, batches=30):
     Warm-up covers one full pass, so the parsed images are cached as they are
     for all but the first of the many passes training makes.
     """
-    from lmk_tf.data.pipeline import training_dataset
+    from lmk_tf.data.datasets import training_dataset
 
     it = iter(training_dataset(files, config, num_landmarks))
     for _ in range(math.ceil(num_images / config.batch_size) + 5):
@@ -66,11 +66,11 @@ def main(argv):
     del argv
     from lmk_tf.data.prepare import prepare_records, synthetic_samples
     from lmk_tf.data.sources import synthetic_source
-    from lmk_tf.evaluate import evaluate
-    from lmk_tf.evaluation import format_summary
-    from lmk_tf.models.assemble import Predictor, assemble
+    from lmk_tf.evaluation.metrics import format_summary
+    from lmk_tf.evaluation.report import evaluate
+    from lmk_tf.method.config import default_config
+    from lmk_tf.method.model_dir import Predictor, assemble
     from lmk_tf.synthetic import landmark_names
-    from lmk_tf.training.config import default_config
     from lmk_tf.training.trainer import stage_files, train_stage
 
     ndim = int(FLAGS.ndim)
@@ -81,8 +81,10 @@ def main(argv):
     data, model = os.path.join(work, "data"), os.path.join(work, "model")
     names = landmark_names(ndim)
     configs = {
-        "global": dataclasses.replace(default_config("global", ndim), steps=FLAGS.global_steps or d["global_steps"], seed=FLAGS.seed),
-        "local": dataclasses.replace(default_config("local", ndim), steps=FLAGS.local_steps or d["local_steps"], seed=FLAGS.seed),
+        "global": dataclasses.replace(default_config("global", ndim), steps=FLAGS.global_steps or d["global_steps"],
+                                      seed=FLAGS.seed),
+        "local": dataclasses.replace(default_config("local", ndim), steps=FLAGS.local_steps or d["local_steps"],
+                                     seed=FLAGS.seed),
     }
     steps_per_epoch = {2: 100, 3: 50}[ndim]
     for c in configs.values():

@@ -12,9 +12,9 @@ import sys
 # of the output users read. An explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from lmk_tf.errors import LmkError  # noqa: E402
+from lmk_tf.errors import LmkError
 
 EXIT_USER_ERROR = 2
 

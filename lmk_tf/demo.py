@@ -21,7 +21,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_string("workdir", os.path.join("build", "demo"), "Scratch directory.")
 flags.DEFINE_string("saved_models", "saved_models", "Where the exported model goes (<this>/demo/<version>).")
@@ -83,11 +83,11 @@ def main(argv):
     quiet_logs()
 
     from lmk_tf.data.prepare import mark_outside_missing, prepare_records, synthetic_samples
-    from lmk_tf.export import export
+    from lmk_tf.export.savedmodel import export
     from lmk_tf.io import write_image
+    from lmk_tf.method.config import default_config
     from lmk_tf.overlay import draw_landmarks
     from lmk_tf.synthetic import landmark_names, make_sample, sample_seed
-    from lmk_tf.training.config import default_config
     from lmk_tf.training.trainer import train_stage
 
     t_start = time.time()
@@ -165,7 +165,8 @@ def main(argv):
             if np.isfinite(err) and lm["present"]:
                 all_errors.append(err)
             truth_text = "outside image" if not np.all(np.isfinite(t)) else f"({t_mm[0]:.1f}, {t_mm[1]:.1f})"
-            print(f"   {lm['name']:<14}{'(%.1f, %.1f)' % tuple(lm['mm']):>26}{truth_text:>22}{err:>10.2f}  {lm['present']}")
+            mm_text = "({:.1f}, {:.1f})".format(*lm["mm"])
+            print(f"   {lm['name']:<14}{mm_text:>26}{truth_text:>22}{err:>10.2f}  {lm['present']}")
         overlay = os.path.join(work, f"overlay_{os.path.splitext(os.path.basename(path))[0]}.png")
         draw_landmarks(image, pred, overlay, names=names, truth_index=truth,
                        present=np.array([lm["present"] for lm in result["landmarks"]]))

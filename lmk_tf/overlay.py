@@ -11,7 +11,7 @@ within 3 mm of the plane, small and unlabelled otherwise.
 from __future__ import annotations
 
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image as PILImage

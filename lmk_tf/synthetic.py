@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -725,7 +725,6 @@ def _coverage(d, width):
 
 def _render(image, shape, value, xf, edge_px, additive):
     """Draw one structure into `image` in place, only within its bounding box."""
-    ndim = image.ndim
     lo, hi = shape.bounds()
     corners = np.array(list(itertools.product(*zip(lo, hi))))
     idx = xf.to_index(corners)

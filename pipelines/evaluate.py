@@ -13,9 +13,9 @@ from absl import flags
 from lmk_tf import cli
 
 cli.import_tensorflow_quietly()
-from lmk_tf.evaluation import format_summary  # noqa: E402
-from lmk_tf.evaluate import evaluate  # noqa: E402
-from lmk_tf.models.assemble import Predictor, assemble  # noqa: E402
+from lmk_tf.evaluation.metrics import format_summary  # noqa: E402
+from lmk_tf.evaluation.report import evaluate  # noqa: E402
+from lmk_tf.method.model_dir import Predictor, assemble  # noqa: E402
 from pipelines import source_flags  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "Directory with the trained global/ and local/ stages.")

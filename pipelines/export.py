@@ -8,7 +8,7 @@ from absl import flags
 from lmk_tf import cli
 
 cli.import_tensorflow_quietly()
-from lmk_tf.export import export  # noqa: E402
+from lmk_tf.export.savedmodel import export  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "Directory with the trained global/ and local/ stages.")
 flags.DEFINE_string("name", None, "Model name (the directory under --base).")

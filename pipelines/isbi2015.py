@@ -21,7 +21,7 @@ cli.import_tensorflow_quietly()
 from lmk_tf.data import sources  # noqa: E402
 from lmk_tf.data.prepare import prepare_records  # noqa: E402
 from lmk_tf.errors import ConfigError  # noqa: E402
-from lmk_tf.training.config import StageConfig, default_config  # noqa: E402
+from lmk_tf.method.config import StageConfig, default_config  # noqa: E402
 from lmk_tf.training.trainer import train_stage  # noqa: E402
 
 flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
@@ -69,12 +69,13 @@ def main(argv):
         if already_trained(config, os.path.join(model_dir, config.stage)):
             print(f"== {config.stage} stage already trained in {model_dir}", flush=True)
             continue
-        print(f"== training the {config.stage} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)", flush=True)
+        print(f"== training the {config.stage} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)",
+              flush=True)
         train_stage(config, data, model_dir)
     print(f"== training finished after {time.time() - t0:.0f}s", flush=True)
 
     if FLAGS.fold < 0:
-        from lmk_tf.export import export
+        from lmk_tf.export.savedmodel import export
 
         path = export(model_dir, FLAGS.export_base, version=FLAGS.version,
                       presence_threshold=FLAGS.presence_threshold,
@@ -84,9 +85,9 @@ def main(argv):
                                   "ground_truth": FLAGS.combine})
         print(f"exported: {path}")
         return
-    from lmk_tf.evaluate import evaluate
-    from lmk_tf.evaluation import format_summary
-    from lmk_tf.models.assemble import Predictor, assemble
+    from lmk_tf.evaluation.metrics import format_summary
+    from lmk_tf.evaluation.report import evaluate
+    from lmk_tf.method.model_dir import Predictor, assemble
 
     print(f"== evaluating {len(held_out)} held-out images -> {FLAGS.report}", flush=True)
     predictor = Predictor(assemble(model_dir, presence_threshold=FLAGS.presence_threshold))

@@ -11,7 +11,7 @@ from lmk_tf import cli
 
 cli.import_tensorflow_quietly()
 from lmk_tf.data.prepare import prepare_records  # noqa: E402
-from lmk_tf.training.config import default_config  # noqa: E402
+from lmk_tf.method.config import default_config  # noqa: E402
 from pipelines import source_flags  # noqa: E402
 
 flags.DEFINE_string("output", None, "Directory for the shards and dataset.json.")
@@ -32,7 +32,8 @@ def main(argv):
     for split, subset in (("train", train), ("val", held_out)):
         if not subset:
             continue
-        print(f"== preparing {len(subset)} {split} images (global {g} mm, local {loc} mm) -> {FLAGS.output}", flush=True)
+        print(f"== preparing {len(subset)} {split} images (global {g} mm, local {loc} mm) -> {FLAGS.output}",
+              flush=True)
         prepare_records(((s.image_id, s.load(), s.points) for s in subset), FLAGS.output, split=split,
                         landmark_names=names, global_spacing=g, local_spacing=loc,
                         num_shards=FLAGS.num_shards)

@@ -16,7 +16,7 @@ from absl import flags
 from lmk_tf import cli
 
 cli.import_tensorflow_quietly()
-from lmk_tf.training.config import STAGES, default_config  # noqa: E402
+from lmk_tf.method.config import STAGES, default_config  # noqa: E402
 from lmk_tf.training.trainer import STRATEGIES, load_dataset_info, train_stage  # noqa: E402
 
 flags.DEFINE_enum("stage", None, list(STAGES), "Which stage to train.")

@@ -4,15 +4,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import dataclasses  # noqa: E402
+import dataclasses
 
-import pytest  # noqa: E402
+import pytest
 
 
 def tiny_configs(ndim=2):
     """Stage settings small enough to train in seconds on 64x64 images."""
-    from lmk_tf.models.networks import NetConfig
-    from lmk_tf.training.config import default_config
+    from lmk_tf.method.config import default_config
+    from lmk_tf.method.networks import NetConfig
 
     net = NetConfig(stem_filters=4, stem_kernel=3, stage_filters=(8, 8), stage_strides=(2, 1), head_filters=8)
     g = dataclasses.replace(default_config("global", ndim), spacing=2.0, patch_size=32, net=net,

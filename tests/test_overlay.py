@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from lmk_tf import overlay, plots
+from lmk_tf import overlay
 from lmk_tf.errors import ConfigError
+from lmk_tf.evaluation import plots
 from lmk_tf.image import Image
 
 

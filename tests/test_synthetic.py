@@ -69,7 +69,7 @@ def test_same_seed_is_byte_identical_and_seeds_differ():
 def test_make_dataset_is_reproducible_sample_by_sample():
     data = synthetic.make_dataset(2, 3, seed=5, shape=(64, 64), spacing=(4.0, 4.0))
     assert len(data) == 3
-    for i, (image, points, names) in enumerate(data):
+    for i, (image, points, _names) in enumerate(data):
         again, again_points, _ = synthetic.make_sample(
             2, synthetic.sample_seed(5, i), shape=(64, 64), spacing=(4.0, 4.0)
         )

@@ -1,7 +1,7 @@
 """Images + landmarks -> TFRecord shards for both stages (what `lmk-prepare` does).
 
 Each image is normalised and resampled with the same functions the served
-graph runs (`lmk_tf.models.preprocess`), once to the global spacing and once
+graph runs (`lmk_tf.method.preprocess`), once to the global spacing and once
 to the local spacing; landmarks are mapped into each resampled grid.
 """
 
@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +19,7 @@ import tensorflow as tf
 from lmk_tf.data.records import serialize_example, write_shards
 from lmk_tf.errors import ConfigError
 from lmk_tf.image import Image
-from lmk_tf.models.preprocess import normalise_intensity, resample
+from lmk_tf.method.preprocess import normalise_intensity, resample
 
 
 def resample_for_stage(image: Image, points_index: np.ndarray, spacing: float):

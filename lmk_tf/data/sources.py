@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def table_source(image_dir: str, landmark_files: list[str], *, spacing=None,
       combine: 'mean' of the annotators, or 'first' (e.g. senior only).
     """
     from lmk_tf.io import read_image
-    from lmk_tf.landmarks import read_landmark_table
+    from lmk_tf.io.landmarks import read_landmark_table
 
     if not landmark_files:
         raise ConfigError("no landmark files given")

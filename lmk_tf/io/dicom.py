@@ -50,7 +50,12 @@ from lmk_tf.errors import ImageReadError
 from lmk_tf.image import Image
 from lmk_tf.io import dicom_geometry
 from lmk_tf.io.common import (
-    check_file, check_image_size, read_head, resolve_spacing, rgb_to_grey, valid_spacing,
+    check_file,
+    check_image_size,
+    read_head,
+    resolve_spacing,
+    rgb_to_grey,
+    valid_spacing,
 )
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")

@@ -209,7 +209,7 @@ def _series_geometry(directory, files, names, datasets, allow_uneven):
         image_geometry = dicom.classic_volume_geometry(datasets[0], 1, files[0], allow_uneven)
         order, file_spacing, origin, direction, tags, _ = image_geometry
         return direction, origin, order, file_spacing[0], tags["spacing"][0]
-    for path, name, ds in zip(files, names, datasets):
+    for path, _name, ds in zip(files, names, datasets):
         for tag in ("ImageOrientationPatient", "ImagePositionPatient"):
             if not ds.get(tag):
                 raise ImageReadError(

@@ -16,7 +16,11 @@ import numpy as np
 from lmk_tf.errors import ConfigError, ImageReadError
 from lmk_tf.image import Image
 from lmk_tf.io.common import (
-    check_file, check_image_size, orthonormalize, resolve_spacing, rgb_to_grey,
+    check_file,
+    check_image_size,
+    orthonormalize,
+    resolve_spacing,
+    rgb_to_grey,
 )
 
 METAIMAGE_SUFFIXES = (".mha", ".mhd")

@@ -19,7 +19,8 @@ import io
 import json
 import threading
 import weakref
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -40,7 +41,7 @@ OUTPUT_NAMES = ("landmarks_index", "landmarks_mm", "confidence", "present")
 FORMATS = ("json", "csv")
 
 # stub -> {(model, version): names}; dropped with the stub.
-_names_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _names_lock = threading.Lock()
 
 

@@ -96,7 +96,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             for name in wanted:
                 response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
             return response
-        except Exception as e:  # noqa: BLE001 - mapped to a status code
+        except Exception as e:
             _abort(context, e)
 
     def GetModelMetadata(self, request, context):
@@ -114,7 +114,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             signature_map = signature_def_map(served)
             response.metadata["signature_def"].Pack(signature_map)
             return response
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             _abort(context, e)
 
 
@@ -166,7 +166,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 entry.status.error_code = _UNKNOWN if status.error else _OK
                 entry.status.error_message = status.error
             return response
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             _abort(context, e)
 
     def HandleReloadConfigRequest(self, request, context):
@@ -180,7 +180,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             response = model_management_pb2.ReloadConfigResponse()
             response.status.error_code = _OK
             return response
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             _abort(context, e)
 
 
@@ -217,7 +217,7 @@ def _safe_deserializer(message_type):
     def deserialize(data: bytes):
         try:
             return message_type.FromString(data)
-        except Exception as e:  # noqa: BLE001 - DecodeError and friends
+        except Exception as e:
             return _Undecodable(message_type, e)
 
     return deserialize

@@ -7,10 +7,12 @@ baseline without any transport.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from lmk_tf.export.contract import DEFAULT_SIGNATURE
 from lmk_tf.image import Image
 from lmk_tf.serving import servable
 from lmk_tf.serving.validation import Limits
@@ -42,7 +44,7 @@ class LocalModel:
         return list(names) if names else None
 
     def predict(
-        self, inputs: Mapping[str, Any], *, signature: str = servable.DEFAULT_SIGNATURE
+        self, inputs: Mapping[str, Any], *, signature: str = DEFAULT_SIGNATURE
     ) -> dict[str, np.ndarray]:
         """Validated call of a signature: name -> array in, name -> array out."""
         return self.served.predict_arrays(signature, inputs)

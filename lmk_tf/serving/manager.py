@@ -30,7 +30,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from lmk_tf.errors import ConfigError, LmkError
 from lmk_tf.serving import model_config as mc
@@ -177,7 +177,7 @@ class ModelManager:
                 if now >= next_fs:
                     next_fs = now + self._fs_wait
                     self.poll()
-            except Exception:  # noqa: BLE001 - the poller must outlive any one bad scan
+            except Exception:
                 log.exception("model manager poll failed; will try again")
 
     # ----- config -----

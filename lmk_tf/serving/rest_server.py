@@ -50,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
     max_body_bytes: int = 0
     busy: threading.Semaphore | None = None  # bounds concurrent :predict calls
 
-    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's name
+    def log_message(self, format, *args):
         log.debug("rest %s - " + format, self.address_string(), *args)
 
     def _send(self, status: int, body: dict) -> None:
@@ -78,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
             version = int(version)
         return match["name"], version, match["label"], match["suffix"] or ""
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         try:
             name, version, label, suffix = self._route()
             if suffix == "/metadata":
@@ -104,10 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
                 ]})
             else:
                 raise NotFound(f"malformed request: GET {self.path}")
-        except Exception as e:  # noqa: BLE001 - answered as a JSON error
+        except Exception as e:
             self._error(e)
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         try:
             name, version, label, suffix = self._route()
             if suffix != ":predict":
@@ -140,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 if self.busy is not None:
                     self.busy.release()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self._error(e)
 
 

@@ -7,26 +7,22 @@ both validate and call a signature in exactly the same way.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from lmk_tf.errors import ModelError
+from lmk_tf.export.contract import DEFAULT_SIGNATURE, MAX_WARMUP_RECORDS, WARMUP_FILE, read_model_info
 from lmk_tf.serving import validation
 from lmk_tf.serving.status import NotFound
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MODEL_INFO_FILE = os.path.join("assets", "model_info.json")
-# TF Serving replays at most this many warm-up records and refuses files with more.
-MAX_WARMUP_RECORDS = 1000
 
 
 @dataclasses.dataclass
@@ -136,20 +132,6 @@ def read_signature_defs(path: str) -> dict[str, Any]:
     return dict(saved.meta_graphs[0].signature_def)
 
 
-def read_model_info(path: str) -> dict[str, Any]:
-    info_path = os.path.join(path, MODEL_INFO_FILE)
-    if not os.path.isfile(info_path):
-        return {}
-    try:
-        with open(info_path, encoding="utf-8") as f:
-            info = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{info_path}: unreadable model info: {e}") from None
-    if not isinstance(info, dict):
-        raise ModelError(f"{info_path}: must hold a JSON object")
-    return info
-
-
 def load_version(
     path: str, *, name: str = "", version: int = 0, limits: validation.Limits = validation.Limits(),
     warmup: bool = True,
@@ -159,7 +141,7 @@ def load_version(
         raise ModelError(f"{path}: not a SavedModel directory (no saved_model.pb)")
     try:
         module = tf.saved_model.load(path)
-    except Exception as e:  # noqa: BLE001 - any load failure means "not servable yet"
+    except Exception as e:
         raise ModelError(f"{path}: cannot load SavedModel: {str(e).splitlines()[0]}") from None
     signatures = {
         sig_name: ServedSignature(sig_name, fn, validation.spec_from_function(fn))
@@ -173,7 +155,7 @@ def load_version(
         path=path,
         signatures=signatures,
         signature_defs=read_signature_defs(path),
-        model_info=read_model_info(path),
+        model_info=read_model_info(path, required=False),
         limits=limits,
         _module=module,
     )
@@ -208,20 +190,7 @@ def replay_warmup(served: ServedVersion) -> int:
         request = entry.predict_log.request
         try:
             served.predict_protos(request.model_spec.signature_name, request.inputs)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise ModelError(f"{warmup_path}: warm-up record {count} failed: {e}") from None
     log.info("replayed %d warm-up requests from %s", count, warmup_path)
     return count
-
-
-def write_warmup_requests(path: str, requests) -> None:
-    """Write PredictRequests as a TF Serving warm-up file (TFRecord of PredictionLog)."""
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
-        for request in requests:
-            entry = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
-            writer.write(entry.SerializeToString())

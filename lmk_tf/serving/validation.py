@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -220,7 +221,7 @@ def validate_tensor_protos(
         _check_shape(input_spec, shape, limits)
         try:
             array = tf.make_ndarray(proto)
-        except Exception as e:  # noqa: BLE001 - any decode failure is the sender's fault
+        except Exception as e:
             raise InvalidArgument(
                 f"input {name!r}: tensor content does not match shape {_fmt_shape(shape)}: {e}"
             ) from None

@@ -12,7 +12,6 @@ Layout of a model directory:
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -23,32 +22,17 @@ import time
 import keras
 import tensorflow as tf
 
-from lmk_tf.data.pipeline import training_dataset
-from lmk_tf.errors import ConfigError, ModelError
-from lmk_tf.models.networks import build_fcn, build_local_net
-from lmk_tf.training.config import StageConfig
-from lmk_tf.training.losses import stage_losses
+from lmk_tf.data.datasets import training_dataset
+from lmk_tf.errors import ConfigError
+from lmk_tf.method.config import StageConfig
+from lmk_tf.method.losses import stage_losses
+from lmk_tf.method.model_dir import load_dataset_info, stage_files
+from lmk_tf.method.networks import build_fcn, build_local_net
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 MIN_FREE_BYTES = 200 * 2**20
 
 
-def load_dataset_info(data_dir: str) -> dict:
-    path = os.path.join(data_dir, "dataset.json")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found; run lmk-prepare to create the training data") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
-
-
-def stage_files(data_dir: str, stage: str, split: str = "train") -> list[str]:
-    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-{stage}-*.tfrecord")))
-    if not files:
-        raise ConfigError(f"{data_dir}: no {split}-{stage}-*.tfrecord shards; run lmk-prepare first")
-    return files
 
 
 def make_strategy(name: str):
@@ -119,7 +103,7 @@ def backup_problem(weights_path: str, metadata_path: str) -> str | None:
     try:
         with h5py.File(weights_path, "r") as f:
             f.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
-    except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError...
+    except Exception as e:
         return f"{os.path.basename(weights_path)} is unreadable ({type(e).__name__}: {e})"
     return None
 
@@ -248,17 +232,3 @@ def save_model_atomic(model, path: str):
     tmp = path + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
-
-
-def load_stage(model_dir: str, stage: str):
-    """(config, keras model) of a trained stage."""
-    stage_dir = os.path.join(model_dir, stage)
-    config = StageConfig.load(stage_dir)
-    path = os.path.join(stage_dir, "model.keras")
-    if not os.path.exists(path):
-        raise ModelError(f"{path}: no trained {stage} model; run lmk-train --stage={stage} first")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - any load failure means a broken file
-        raise ModelError(f"{path}: cannot load the trained {stage} model ({e})") from None
-    return config, model

@@ -79,7 +79,7 @@ def test_write_into_missing_directory_is_a_package_error(tmp_path):
 
 def test_importing_the_io_layer_loads_no_heavy_library():
     code = (
-        "import sys, lmk_tf.io, lmk_tf.landmarks; "
+        "import sys, lmk_tf.io, lmk_tf.io.landmarks; "
         "print([m for m in ('tensorflow', 'pydicom', 'nibabel', 'SimpleITK', 'PIL') if m in sys.modules])"
     )
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from lmk_tf.landmarks import Landmarks, write_landmark_table
+from lmk_tf.io.landmarks import Landmarks, write_landmark_table
 from lmk_tf.synthetic import make_sample
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from tests.serving.conftest import install_version, toy_export  # noqa: F401 - the fixture
+from tests.serving.conftest import install_version
 from tests.serving.server_process import REPO
 from tests.serving.toy_model import NAMES, expected
 

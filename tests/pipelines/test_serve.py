@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from tests.serving.conftest import free_port, install_version, toy_export  # noqa: F401 - the fixture
+from tests.serving.conftest import free_port, install_version
 from tests.serving.server_process import REPO, ServerProcess
 from tests.serving.toy_model import NAMES, expected
 

@@ -163,7 +163,7 @@ def test_tls_server_answers_tls_clients_only(tmp_path, toy_export, certificate):
             try:
                 result = client.predict_image(stub, "toy", image, timeout=5)
                 break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 assert server.proc.poll() is None and time.monotonic() < deadline, server.output()
                 time.sleep(0.2)
         np.testing.assert_allclose([lm["mm"] for lm in result["landmarks"]],
@@ -207,8 +207,9 @@ def test_bad_tls_files_are_one_error_line(tmp_path, certificate):
 
 
 def test_loopback_is_the_default_and_other_interfaces_are_explicit():
-    import pipelines.serve  # noqa: F401 - defines the flags
     from absl import flags
+
+    import pipelines.serve  # noqa: F401 - defines the flags
 
     assert ServerOptions().host == "127.0.0.1"
     assert flags.FLAGS["host"].default == "127.0.0.1"

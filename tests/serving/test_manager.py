@@ -6,6 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
+from lmk_tf.export.contract import WARMUP_FILE
+from lmk_tf.export.warmup import write_warmup_requests
 from lmk_tf.serving import model_config as mc
 from lmk_tf.serving.manager import AVAILABLE, END, ModelManager, select_versions
 from lmk_tf.serving.status import NotFound
@@ -161,13 +163,13 @@ def test_warmup_requests_are_replayed_and_a_failing_one_fails_the_load(tmp_path,
     served = servable.load_version(path)
     assert servable.replay_warmup(served) == 1
     # A warm-up record the model cannot answer (3D image for a 2D model).
-    from tensorflow_serving.apis import predict_pb2
     import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
     request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.ones((3, 3, 3, 1), np.float32)))
     request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.ones(2, np.float32)))
-    servable.write_warmup_requests(os.path.join(path, servable.WARMUP_FILE), [request])
+    write_warmup_requests(os.path.join(path, WARMUP_FILE), [request])
     with pytest.raises(Exception, match="warm-up record 1 failed: input 'image' must have rank 3"):
         servable.load_version(path)
 

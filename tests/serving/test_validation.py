@@ -68,7 +68,8 @@ def test_bad_arrays_are_refused_naming_the_input(inputs, message):
 def test_nan_is_located():
     image = np.ones((6, 5, 1), np.float32)
     image[2, 3, 0] = np.nan
-    with pytest.raises(InvalidArgument, match=re.escape("input 'image' has 1 non-finite values (NaN or inf), the first at index [2, 3, 0]")):
+    message = "input 'image' has 1 non-finite values (NaN or inf), the first at index [2, 3, 0]"
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
         validate_arrays(SPEC_2D, with_(image=image))
 
 
@@ -142,7 +143,7 @@ def test_tensorflow_errors_become_status_codes(toy):
     inputs["image"][0, 0, 0] = 2e6  # the toy graph asserts max < 1e6
     with pytest.raises(InvalidArgument, match="the model rejected the request: .*image maximum must be < 1e6"):
         toy.predict_arrays("serving_default", inputs)
-    with pytest.raises(NotFound, match="has no signature 'nope'; it has '__saved_model_init_op'|has no signature 'nope'"):
+    with pytest.raises(NotFound, match="has no signature 'nope'"):
         toy.predict_arrays("nope", inputs)
     assert code_of(Internal("x")) == "INTERNAL" and code_of(ValueError("x")) == "INTERNAL"
     # The model still answers after the failure.

@@ -8,8 +8,12 @@ text-format parser accepts and rejects exactly what tensorflow_model_server's do
 for the fields they define.
 """
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf import wrappers_pb2  # noqa: F401 - registers wrappers.proto in the pool
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    wrappers_pb2,  # noqa: F401 - registers wrappers.proto in the pool
+)
 
 F = descriptor_pb2.FieldDescriptorProto
 

@@ -111,7 +111,8 @@ def export_toy_model(
     if warmup:
         from tensorflow_serving.apis import predict_pb2
 
-        from lmk_tf.serving.servable import WARMUP_FILE, write_warmup_requests
+        from lmk_tf.export.contract import WARMUP_FILE
+        from lmk_tf.export.warmup import write_warmup_requests
 
         request = predict_pb2.PredictRequest()
         request.model_spec.signature_name = "serving_default"

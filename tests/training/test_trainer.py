@@ -1,17 +1,17 @@
 """Training lowers the loss, writes its config, and resumes after a kill."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import dataclasses
 import keras
 import pytest
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.training.config import StageConfig
+from lmk_tf.method.config import StageConfig
 from lmk_tf.training.trainer import train_stage
 from tests.conftest import tiny_configs
 

@@ -18,13 +18,19 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from lmk_tf.errors import ConfigError, ModelError
-from lmk_tf.models.assemble import assemble, signature_specs
-from lmk_tf.serving.servable import write_warmup_requests
+from lmk_tf.errors import ConfigError
+from lmk_tf.export.contract import (
+    DEFAULT_SIGNATURE,
+    INFO_OUTPUT,
+    INFO_SIGNATURE,
+    MODEL_INFO_FILE,
+    OUTPUT_KEYS,
+    WARMUP_FILE,
+    signature_specs,
+)
+from lmk_tf.export.warmup import warmup_requests, write_warmup_requests
+from lmk_tf.method.model_dir import assemble
 
-OUTPUT_KEYS = ("landmarks_index", "landmarks_mm", "confidence", "present")
-MODEL_INFO = "model_info.json"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -41,7 +47,7 @@ class ServingModule(tf.Module):
         self.pipeline = pipeline
         self.info_json = info_json
         self.serve = tf.function(self._serve, input_signature=signature_specs(pipeline.ndim))
-        self.info = tf.function(lambda: {"model_info": tf.constant(self.info_json)}, input_signature=[])
+        self.info = tf.function(lambda: {INFO_OUTPUT: tf.constant(self.info_json)}, input_signature=[])
 
     def _serve(self, image, spacing):
         # Checks in the graph: stock TF Serving has no validation of its own,
@@ -84,19 +90,6 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
     return info
 
 
-def warmup_requests(model_name: str, examples):
-    """PredictRequests that TF Serving replays when it loads the version."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2
-
-    for image, spacing in examples:
-        request = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
-        )
-        request.inputs["image"].CopyFrom(tf.make_tensor_proto(image.astype(np.float32)))
-        request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.asarray(spacing, np.float32)))
-        yield request
-
-
 def export(
     model_dir: str,
     base_dir: str,
@@ -127,12 +120,12 @@ def export(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         signatures = {
-            "serving_default": module.serve.get_concrete_function(),
-            "model_info": module.info.get_concrete_function(),
+            DEFAULT_SIGNATURE: module.serve.get_concrete_function(),
+            INFO_SIGNATURE: module.info.get_concrete_function(),
         }
         tf.saved_model.save(module, tmp, signatures=signatures)
-        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
-        with open(os.path.join(tmp, "assets", MODEL_INFO), "w") as f:
+        os.makedirs(os.path.dirname(os.path.join(tmp, MODEL_INFO_FILE)), exist_ok=True)
+        with open(os.path.join(tmp, MODEL_INFO_FILE), "w") as f:
             json.dump(info, f, indent=2)
         ndim = pipeline.ndim
         shape = tuple(warmup_shape or ((256, 256) if ndim == 2 else (64, 64, 64)))
@@ -144,12 +137,3 @@ def export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def load_model_info(version_dir: str) -> dict:
-    path = os.path.join(version_dir, "assets", MODEL_INFO)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing; is {version_dir} an lmk-tf SavedModel?") from None

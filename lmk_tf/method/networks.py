@@ -10,53 +10,12 @@ sub-images at a finer spacing. The authors' nets are ResNet-34-like; on a
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 from keras import layers, ops
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.models.layers import PACKAGE
-
-
-@dataclasses.dataclass
-class NetConfig:
-    """Shape of one FCN.
-
-    Attributes:
-      stem_filters: filters of the first convolution.
-      stem_kernel: kernel size of the first convolution.
-      stem_stride: stride of the first convolution (2 downsamples early).
-      stage_filters: filters of each residual stage.
-      stage_strides: stride of each stage's first block.
-      blocks_per_stage: residual blocks in each stage.
-      head_filters: filters of the 1x1 layer shared by both heads.
-    """
-
-    stem_filters: int = 16
-    stem_kernel: int = 5
-    stem_stride: int = 2
-    stage_filters: tuple[int, ...] = (32, 64, 64)
-    stage_strides: tuple[int, ...] = (2, 2, 1)
-    blocks_per_stage: int = 1
-    head_filters: int = 64
-
-    @property
-    def total_stride(self) -> int:
-        stride = self.stem_stride
-        for s in self.stage_strides:
-            stride *= s
-        return stride
-
-    def validate(self):
-        if len(self.stage_filters) != len(self.stage_strides):
-            raise ConfigError(
-                f"stage_filters {self.stage_filters} and stage_strides {self.stage_strides} "
-                "must have the same length"
-            )
-        for s in (self.stem_stride, *self.stage_strides):
-            if s not in (1, 2):
-                raise ConfigError(f"strides must be 1 or 2, got {s}")
+from lmk_tf.method.config import LOCAL_MODES, NetConfig
+from lmk_tf.method.layers import PACKAGE
 
 
 def _conv(ndim):
@@ -225,9 +184,6 @@ class StackLandmarks(keras.layers.Layer):
         return config
 
 
-LOCAL_MODES = ("shared", "specialised")
-
-
 def build_local_net(
     ndim: int, num_landmarks: int, config: NetConfig, *, crop_size: int, mode="shared", name="local_net"
 ):
@@ -266,3 +222,6 @@ def build_local_net(
         disp = StackLandmarks(name="displacement")(disps)
         prob = StackLandmarks(squeeze=True, name="classification")(probs)
     return keras.Model(inputs, {"displacement": disp, "classification": prob}, name=name)
+
+
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (FoldLandmarks, SelectOwnLandmark, TakeLandmark, StackLandmarks)}

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from lmk_tf.models.layers import PACKAGE
+from lmk_tf.method.layers import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -11,7 +11,7 @@ class MaskedDisplacementL1(keras.losses.Loss):
     """Mean absolute error of the encoded displacement over the cells the mask keeps.
 
     y_true packs (encoded displacement, mask) per landmark as built by
-    `lmk_tf.data.targets.make_targets`; y_pred is the displacement head. Both
+    `lmk_tf.method.targets.make_targets`; y_pred is the displacement head. Both
     flatten to rows of one landmark in one cell in the same order, whichever
     layout the stage uses.
     """

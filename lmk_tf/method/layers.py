@@ -9,7 +9,7 @@ order); converting to mm is a multiplication by the stage's spacing.
 import keras
 from keras import ops
 
-from lmk_tf.models.sampling import centred_grid, sample_linear
+from lmk_tf.method.sampling import centred_grid, sample_linear
 
 PACKAGE = "lmk_tf"
 

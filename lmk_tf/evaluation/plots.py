@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import pathlib
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from lmk_tf import evaluation, overlay, synthetic
+from lmk_tf import overlay, synthetic
 from lmk_tf.errors import ConfigError
+from lmk_tf.evaluation import metrics as evaluation
 from lmk_tf.image import Image
 
 

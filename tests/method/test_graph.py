@@ -1,10 +1,10 @@
 """The composed GlobalToLocal model: contract, serialization, geometry."""
 
-import numpy as np
 import keras
+import numpy as np
 
-from lmk_tf.models.assemble import Predictor, assemble
-from lmk_tf.models.pipeline import GlobalToLocal
+from lmk_tf.method.graph import GlobalToLocal
+from lmk_tf.method.model_dir import Predictor, assemble
 from lmk_tf.synthetic import make_sample
 
 

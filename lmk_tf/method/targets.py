@@ -16,7 +16,7 @@ classification [*grid, L].
 
 import tensorflow as tf
 
-from lmk_tf.models.layers import cell_centres, encode_displacement
+from lmk_tf.method.layers import cell_centres, encode_displacement
 
 
 def make_targets(points, present, grid_shape, stride, encoding, cls_radius=0, reg_radius=None):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lmk_tf.data.targets import make_targets, unpack_displacement_target
-from lmk_tf.models.layers import WeightedDisplacementAggregation, decode_displacement
+from lmk_tf.method.layers import WeightedDisplacementAggregation, decode_displacement
+from lmk_tf.method.targets import make_targets, unpack_displacement_target
 
 
 @pytest.mark.parametrize("encoding", ["cells", "log"])

@@ -1,11 +1,14 @@
 """The in-graph layers against numpy references."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
-from lmk_tf.models.layers import (
-    SubImageCrop, WeightedDisplacementAggregation, cell_centres, decode_displacement,
+from lmk_tf.method.layers import (
+    SubImageCrop,
+    WeightedDisplacementAggregation,
+    cell_centres,
+    decode_displacement,
     encode_displacement,
 )
 
@@ -113,7 +116,9 @@ def test_cell_centres_follow_stride():
     np.testing.assert_array_equal(c[1, 2], [5.5, 9.5])
 
 
-@pytest.mark.parametrize("layer", [WeightedDisplacementAggregation(8, threshold=0.1, top_k=3), SubImageCrop(8, 3, fill_value=-1.0)])
+@pytest.mark.parametrize(
+    "layer", [WeightedDisplacementAggregation(8, threshold=0.1, top_k=3), SubImageCrop(8, 3, fill_value=-1.0)]
+)
 def test_layer_config_round_trip(layer):
     config = layer.get_config()
     clone = type(layer).from_config(config)

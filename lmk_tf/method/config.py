@@ -12,9 +12,50 @@ import json
 import os
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.models.networks import LOCAL_MODES, NetConfig
 
 STAGES = ("global", "local")
+LOCAL_MODES = ("shared", "specialised")
+
+
+@dataclasses.dataclass
+class NetConfig:
+    """Shape of one FCN.
+
+    Attributes:
+      stem_filters: filters of the first convolution.
+      stem_kernel: kernel size of the first convolution.
+      stem_stride: stride of the first convolution (2 downsamples early).
+      stage_filters: filters of each residual stage.
+      stage_strides: stride of each stage's first block.
+      blocks_per_stage: residual blocks in each stage.
+      head_filters: filters of the 1x1 layer shared by both heads.
+    """
+
+    stem_filters: int = 16
+    stem_kernel: int = 5
+    stem_stride: int = 2
+    stage_filters: tuple[int, ...] = (32, 64, 64)
+    stage_strides: tuple[int, ...] = (2, 2, 1)
+    blocks_per_stage: int = 1
+    head_filters: int = 64
+
+    @property
+    def total_stride(self) -> int:
+        stride = self.stem_stride
+        for s in self.stage_strides:
+            stride *= s
+        return stride
+
+    def validate(self):
+        if len(self.stage_filters) != len(self.stage_strides):
+            raise ConfigError(
+                f"stage_filters {self.stage_filters} and stage_strides {self.stage_strides} "
+                "must have the same length"
+            )
+        for s in (self.stem_stride, *self.stage_strides):
+            if s not in (1, 2):
+                raise ConfigError(f"strides must be 1 or 2, got {s}")
+
 
 
 @dataclasses.dataclass
@@ -67,7 +108,7 @@ class StageConfig:
     seed: int = 0
     steps_per_epoch: int = 100
 
-    def validate(self) -> "StageConfig":
+    def validate(self) -> StageConfig:
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.ndim not in (2, 3):
@@ -101,7 +142,7 @@ class StageConfig:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "StageConfig":
+    def from_dict(cls, d: dict) -> StageConfig:
         d = dict(d)
         net = NetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("net", {}).items()})
         if "zoom" in d:
@@ -120,7 +161,7 @@ class StageConfig:
         return path
 
     @classmethod
-    def load(cls, directory: str) -> "StageConfig":
+    def load(cls, directory: str) -> StageConfig:
         path = os.path.join(directory, "config.json")
         try:
             with open(path) as f:

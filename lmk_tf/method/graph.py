@@ -11,14 +11,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from lmk_tf.models.layers import (
+from lmk_tf.method.config import StageConfig
+from lmk_tf.method.layers import (
     PACKAGE,
     SubImageCrop,
     WeightedDisplacementAggregation,
     decode_displacement,
 )
-from lmk_tf.models.preprocess import normalise_intensity, pad_to_multiple, resample
-from lmk_tf.training.config import StageConfig
+from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -7,7 +7,7 @@ import pytest
 
 from lmk_tf.errors import ConfigError, LandmarkFileError
 from lmk_tf.image import Image
-from lmk_tf.landmarks import (
+from lmk_tf.io.landmarks import (
     Landmarks,
     detect_landmark_format,
     read_isbi_txt,
@@ -191,7 +191,8 @@ def test_bad_isbi_txt(tmp_path):
 
 # ----------------------------------------------------------------------------- Slicer fcsv
 
-FCSV_HEADER = "# Markups fiducial file version = 4.11\n# CoordinateSystem = {cs}\n# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n"
+FCSV_COLUMNS = "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n"
+FCSV_HEADER = "# Markups fiducial file version = 4.11\n# CoordinateSystem = {cs}\n" + FCSV_COLUMNS
 
 
 @pytest.mark.parametrize("cs,sign", [("LPS", 1), ("1", 1), ("RAS", -1), ("0", -1)])
@@ -206,8 +207,8 @@ def test_fcsv_coordinate_systems_become_lps(tmp_path, cs, sign):
 
 def test_old_fcsv_without_coordinate_system_is_ras(tmp_path):
     (tmp_path / "old.fcsv").write_text(
-        "# Markups fiducial file version = 4.4\n# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n"
-        "id1,1,2,3,0,0,0,1,1,1,0,F-1,,\n"
+        "# Markups fiducial file version = 4.4\n" + FCSV_COLUMNS
+        + "id1,1,2,3,0,0,0,1,1,1,0,F-1,,\n"
     )
     np.testing.assert_array_equal(read_landmarks(tmp_path / "old.fcsv").points[0], [-1, -2, 3])
 
@@ -325,10 +326,12 @@ def test_plain_json_round_trip(tmp_path, lm):
         ([], "top level: expected an object"),
         ({"space": "mm", "ndim": 2, "landmarks": []}, "field 'space'"),
         ({"space": "index", "ndim": 4, "landmarks": []}, "field 'ndim'"),
-        ({"space": "index", "ndim": 2, "landmarks": [{"position": [1, 2]}]}, r"field 'landmarks\[0\]': expected an object with a non-empty 'name'"),
+        ({"space": "index", "ndim": 2, "landmarks": [{"position": [1, 2]}]},
+         r"field 'landmarks\[0\]': expected an object with a non-empty 'name'"),
         ({"space": "index", "ndim": 2, "landmarks": [{"name": "a", "position": [1, 2, 3]}]},
          r"field 'landmarks\[0\].position': expected 2 finite numbers or null, got \[1, 2, 3\]"),
-        ({"space": "index", "ndim": 2, "landmarks": [{"name": "a", "position": [1, True]}]}, r"field 'landmarks\[0\].position': .*True"),
+        ({"space": "index", "ndim": 2, "landmarks": [{"name": "a", "position": [1, True]}]},
+         r"field 'landmarks\[0\].position': .*True"),
     ],
 )
 def test_bad_plain_json(tmp_path, doc, match):

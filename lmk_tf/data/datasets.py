@@ -13,9 +13,9 @@ import math
 import tensorflow as tf
 
 from lmk_tf.data.records import parse_example
-from lmk_tf.data.targets import make_targets
-from lmk_tf.models.sampling import centred_grid, sample_linear
-from lmk_tf.training.config import StageConfig
+from lmk_tf.method.config import StageConfig
+from lmk_tf.method.sampling import centred_grid, sample_linear
+from lmk_tf.method.targets import make_targets
 
 
 def random_rotation(seed, ndim, max_deg):

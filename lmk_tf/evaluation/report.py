@@ -15,9 +15,10 @@ import time
 
 import numpy as np
 
-from lmk_tf import evaluation, plots
 from lmk_tf.data.sources import Sample
 from lmk_tf.errors import ConfigError
+from lmk_tf.evaluation import metrics as evaluation
+from lmk_tf.evaluation import plots
 
 
 def predict_samples(predictor, samples: list[Sample], *, log=sys.stdout):

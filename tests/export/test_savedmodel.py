@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.export import OUTPUT_KEYS, WARMUP_FILE, export, load_model_info
-from lmk_tf.models.assemble import Predictor, assemble
+from lmk_tf.export.contract import OUTPUT_KEYS, WARMUP_FILE, read_model_info
+from lmk_tf.export.savedmodel import export
+from lmk_tf.method.model_dir import Predictor, assemble
 from lmk_tf.synthetic import make_sample
 
 
@@ -28,7 +29,7 @@ def test_layout_is_tf_serving_versioned(exported):
     assert os.listdir(base) == ["1"], "no temporary directory may be left behind"
     for name in ("saved_model.pb", "variables", os.path.join("assets", "model_info.json"), WARMUP_FILE):
         assert os.path.exists(os.path.join(exported, name)), name
-    info = load_model_info(exported)
+    info = read_model_info(exported)
     assert info["ndim"] == 2 and len(info["landmark_names"]) == 6
 
 
@@ -96,4 +97,4 @@ def test_served_graph_rejects_bad_spacing_with_invalid_argument(exported):
 def test_model_info_signature_carries_the_landmark_names(exported):
     fn = tf.saved_model.load(exported).signatures["model_info"]
     info = json.loads(fn()["model_info"].numpy().decode())
-    assert info["landmark_names"] == load_model_info(exported)["landmark_names"]
+    assert info["landmark_names"] == read_model_info(exported)["landmark_names"]

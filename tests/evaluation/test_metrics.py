@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from lmk_tf import evaluation, plots
 from lmk_tf.errors import ConfigError
+from lmk_tf.evaluation import metrics as evaluation
+from lmk_tf.evaluation import plots
 
 NAN, INF = float("nan"), float("inf")
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lmk_tf.models.networks import NetConfig, build_fcn
-from lmk_tf.models.preprocess import normalise_intensity, pad_to_multiple, resample
+from lmk_tf.method.networks import NetConfig, build_fcn
+from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
 
 
 def test_pad_to_multiple_pads_at_the_end_only():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lmk_tf.data.pipeline import global_sample, local_sample
-from lmk_tf.data.targets import unpack_displacement_target
-from lmk_tf.models.layers import cell_centres, decode_displacement
+from lmk_tf.data.datasets import global_sample, local_sample
+from lmk_tf.method.layers import cell_centres, decode_displacement
+from lmk_tf.method.targets import unpack_displacement_target
 from tests.conftest import tiny_configs
 
 

@@ -1,0 +1,1 @@
+"""Errors, summaries, tables, plots and the evaluation report of a model."""

@@ -1,0 +1,1 @@
+"""Trained stages -> one SavedModel, and the served contract every client relies on."""

@@ -1,0 +1,91 @@
+"""A trained model directory: its dataset info, its stages, and the composed graph.
+
+Layout (written by lmk-prepare and lmk-train):
+
+    <model_dir>/dataset.json         landmark names, ndim, spacings of the prepared data
+    <model_dir>/<stage>/config.json  the resolved StageConfig of that stage
+    <model_dir>/<stage>/model.keras  the trained network
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lmk_tf.errors import ConfigError, ModelError
+from lmk_tf.image import Image
+from lmk_tf.method import networks
+from lmk_tf.method.config import StageConfig
+from lmk_tf.method.graph import GlobalToLocal
+
+
+def load_dataset_info(data_dir: str) -> dict:
+    path = os.path.join(data_dir, "dataset.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run lmk-prepare to create the training data") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+
+
+def stage_files(data_dir: str, stage: str, split: str = "train") -> list[str]:
+    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-{stage}-*.tfrecord")))
+    if not files:
+        raise ConfigError(f"{data_dir}: no {split}-{stage}-*.tfrecord shards; run lmk-prepare first")
+    return files
+
+
+def load_stage(model_dir: str, stage: str):
+    """(config, keras model) of a trained stage."""
+    stage_dir = os.path.join(model_dir, stage)
+    config = StageConfig.load(stage_dir)
+    path = os.path.join(stage_dir, "model.keras")
+    if not os.path.exists(path):
+        raise ModelError(f"{path}: no trained {stage} model; run lmk-train --stage={stage} first")
+    try:
+        # The local nets use the package's own layers; naming them here makes the load
+        # independent of which modules happen to be imported already.
+        model = keras.saving.load_model(path, compile=False, custom_objects=networks.CUSTOM_OBJECTS)
+    except Exception as e:
+        raise ModelError(f"{path}: cannot load the trained {stage} model ({e})") from None
+    return config, model
+
+
+def assemble(model_dir: str, *, presence_threshold=0.5, local_iterations=1) -> GlobalToLocal:
+    """Composes the trained global and local stages found in `model_dir`."""
+    info = load_dataset_info(model_dir)
+    g_config, g_net = load_stage(model_dir, "global")
+    l_config, l_net = load_stage(model_dir, "local")
+    if g_config.ndim != l_config.ndim:
+        raise ModelError(f"{model_dir}: global stage is {g_config.ndim}D, local stage {l_config.ndim}D")
+    return GlobalToLocal(
+        g_net, l_net, dataclasses.asdict(g_config), dataclasses.asdict(l_config),
+        info["landmark_names"], presence_threshold=presence_threshold,
+        local_iterations=local_iterations, name="global_to_local",
+    )
+
+
+class Predictor:
+    """Runs a GlobalToLocal model on Images, traced once for any image size."""
+
+    def __init__(self, model: GlobalToLocal):
+        self.model = model
+        self._fn = tf.function(
+            lambda image, spacing: model({"image": image, "spacing": spacing}),
+            input_signature=[tf.TensorSpec([None] * model.ndim + [1], tf.float32),
+                             tf.TensorSpec([model.ndim], tf.float32)],
+        )
+
+    def __call__(self, image: Image) -> dict[str, np.ndarray]:
+        out = self._fn(
+            tf.constant(image.array[..., None], tf.float32), tf.constant(image.spacing, tf.float32)
+        )
+        return {k: v.numpy() for k, v in out.items()}
