@@ -2,7 +2,7 @@
 
 Everything after reading the shards runs in the graph: a random affine patch
 (rotation, zoom, translation, with landmarks moved by the same transform),
-intensity augmentation, and the targets. Randomness is stateless and seeded
+appearance augmentation (`augment`), and the targets. Randomness is stateless and seeded
 from (seed, element index), so a pipeline replays identically.
 """
 
@@ -12,6 +12,7 @@ import math
 
 import tensorflow as tf
 
+from lmk_tf.data import augment
 from lmk_tf.data.records import parse_example
 from lmk_tf.method.config import StageConfig
 from lmk_tf.method.sampling import centred_grid, sample_linear
@@ -36,32 +37,30 @@ def random_rotation(seed, ndim, max_deg):
     return rot
 
 
-def _seeds(seed, n):
-    return tf.unstack(tf.random.experimental.stateless_split(seed, n))
-
-
 def random_transform(seed, config: StageConfig):
     """Output-offset -> source-offset matrix A = rotation * zoom."""
-    s_rot, s_zoom = _seeds(seed, 2)
+    s_rot, s_zoom = augment.seeds(seed, 2)
     rot = random_rotation(s_rot, config.ndim, config.rotation_deg)
     zoom = tf.random.stateless_uniform([], s_zoom, config.zoom[0], config.zoom[1])
     return rot * zoom
 
 
-def augment_intensity(x, seed):
-    """Random contrast, brightness and Gaussian noise on a normalised image."""
-    s1, s2, s3, s4 = _seeds(seed, 4)
-    contrast = tf.random.stateless_uniform([], s1, 0.8, 1.25)
-    brightness = tf.random.stateless_uniform([], s2, -0.25, 0.25)
-    noise_sd = tf.random.stateless_uniform([], s3, 0.0, 0.1)
-    noise = tf.random.stateless_normal(tf.shape(x), s4) * noise_sd
-    return x * contrast + brightness + noise
+def augment_appearance(x, seed, config: StageConfig):
+    """Exposure curve, blur, then contrast/brightness/noise, as the config asks."""
+    s_gamma, s_blur, s_int = augment.seeds(seed, 3)
+    if config.gamma != (1.0, 1.0):
+        x = augment.gamma(x, s_gamma, config.gamma)
+    if config.blur_sigma_px > 0:
+        x = augment.blur(x, s_blur, config.blur_sigma_px, config.ndim)
+    if config.intensity_aug:
+        x = augment.intensity(x, s_int)
+    return x
 
 
 def global_sample(example, seed, config: StageConfig):
     """A random patch of a prepared image with its global-stage targets."""
     ndim, size = config.ndim, config.patch_size
-    s_aff, s_shift, s_int = _seeds(seed, 3)
+    s_aff, s_shift, s_int, s_cut = augment.seeds(seed, 4)
     image, points, present = example["image"], example["points"], example["present"]
     src_size = tf.cast(tf.shape(image)[:-1], tf.float32)
     # The patch centre moves so that a patch smaller than the image can reach
@@ -73,21 +72,29 @@ def global_sample(example, seed, config: StageConfig):
 
     coords = tf.einsum("ij,...j->...i", a, centred_grid(size, ndim, 1.0)) + src_centre
     patch = sample_linear(image[None], coords[None])[0]
-    if config.intensity_aug:
-        patch = augment_intensity(patch, s_int)
+    patch = augment_appearance(patch, s_int, config)
+    rows = None
+    if config.fov_cut > 0:
+        # A landmark in the cut rows is out of the field of view: nothing marks it there.
+        top, bottom = augment.field_cut(s_cut, size, config.fov_cut)
+        patch = augment.apply_cut(patch, top, bottom, size)
+        rows = (top, size - bottom)
     safe = tf.where(present[:, None], points, tf.zeros_like(points))
-    disp_t, cls_t = _targets_in_sampled_grid(safe, present, a, src_centre, config)
+    disp_t, cls_t = _targets_in_sampled_grid(safe, present, a, src_centre, config, rows=rows)
     return patch, {"displacement": disp_t, "classification": cls_t}
 
 
-def _targets_in_sampled_grid(points, present, a, src_centre, config: StageConfig):
+def _targets_in_sampled_grid(points, present, a, src_centre, config: StageConfig, rows=None):
     """Targets for landmarks seen through the grid that maps offset u to src_centre + a u.
 
-    `src_centre` is [ndim] (one patch) or [L, ndim] (one crop per landmark).
+    `src_centre` is [ndim] (one patch) or [L, ndim] (one crop per landmark);
+    `rows` = (first, end) limits the visible rows of axis 0 (a cut field of view).
     """
     size = config.patch_size
     moved = tf.einsum("ij,lj->li", tf.linalg.inv(a), points - src_centre) + (size - 1) / 2.0
     inside = tf.reduce_all((moved >= -0.5) & (moved <= size - 0.5), axis=-1)
+    if rows is not None:
+        inside &= (moved[:, 0] >= rows[0] - 0.5) & (moved[:, 0] <= rows[1] - 0.5)
     return make_targets(
         moved, present & inside, [config.grid_size] * config.ndim, config.net.total_stride,
         config.displacement_encoding, config.cls_radius, config.reg_radius,
@@ -97,7 +104,7 @@ def _targets_in_sampled_grid(points, present, a, src_centre, config: StageConfig
 def local_sample(example, seed, config: StageConfig):
     """One sub-image per landmark, centred near it, with local-stage targets."""
     ndim, size = config.ndim, config.patch_size
-    s_aff, s_off, s_int = _seeds(seed, 3)
+    s_aff, s_off, s_int = augment.seeds(seed, 3)
     image, points, present = example["image"], example["points"], example["present"]
     num_landmarks = points.shape[0]
     src_size = tf.cast(tf.shape(image)[:-1], tf.float32)
@@ -113,8 +120,7 @@ def local_sample(example, seed, config: StageConfig):
     expand = [num_landmarks] + [1] * ndim + [ndim]
     coords = rotated[None] + tf.reshape(centres, expand)  # [L, *n, ndim]
     crops = sample_linear(image[None], coords[None])[0]  # [L, *n, 1]
-    if config.intensity_aug:
-        crops = augment_intensity(crops, s_int)
+    crops = augment_appearance(crops, s_int, config)
     disp_t, cls_t = _targets_in_sampled_grid(safe, present, a, centres, config)
     grid_shape = [config.grid_size] * ndim
     # make_targets lays landmarks last; crop l only concerns landmark l.

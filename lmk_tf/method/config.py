@@ -80,6 +80,10 @@ class StageConfig:
       zoom: random isotropic zoom range (min, max).
       translate_px: extra random translation (pixels) of global patches.
       intensity_aug: random contrast/brightness/noise.
+      gamma: range (min, max) of a random exposure curve, log-uniform; (1, 1) = off.
+      blur_sigma_px: largest sigma (pixels) of a random Gaussian blur; 0 = off.
+      fov_cut: largest fraction of a global patch's rows (axis 0) that a cut field of
+        view removes at the top or bottom (half of the patches); 0 = off.
       batch_size: images per step (local: each gives L sub-images).
       steps: training steps.
       learning_rate: Adam (amsgrad) learning rate, cosine-decayed to 5% over steps.
@@ -102,6 +106,9 @@ class StageConfig:
     zoom: tuple[float, float] = (0.9, 1.1)
     translate_px: int = 8
     intensity_aug: bool = True
+    gamma: tuple[float, float] = (1.0, 1.0)
+    blur_sigma_px: float = 0.0
+    fov_cut: float = 0.0
     batch_size: int = 8
     steps: int = 1000
     learning_rate: float = 1e-3
@@ -131,6 +138,12 @@ class StageConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.zoom[0] <= self.zoom[1] or self.zoom[0] <= 0:
             raise ConfigError(f"zoom must be (min, max) with 0 < min <= max, got {self.zoom!r}")
+        if not self.gamma[0] <= self.gamma[1] or self.gamma[0] <= 0:
+            raise ConfigError(f"gamma must be (min, max) with 0 < min <= max, got {self.gamma!r}")
+        if self.blur_sigma_px < 0:
+            raise ConfigError(f"blur_sigma_px must be >= 0, got {self.blur_sigma_px!r}")
+        if not 0 <= self.fov_cut < 1:
+            raise ConfigError(f"fov_cut must be in [0, 1), got {self.fov_cut!r}")
         self.net.validate()
         return self
 
@@ -145,8 +158,9 @@ class StageConfig:
     def from_dict(cls, d: dict) -> StageConfig:
         d = dict(d)
         net = NetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("net", {}).items()})
-        if "zoom" in d:
-            d["zoom"] = tuple(d["zoom"])
+        for key in ("zoom", "gamma"):
+            if key in d:
+                d[key] = tuple(d[key])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -185,9 +199,13 @@ def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageCon
             return StageConfig(stage="global", ndim=2, spacing=2.0, patch_size=128,
                                net=NetConfig(), steps=600, batch_size=8)
         if ndim == 2:
+            # Augmented for the range real cephalograms differ by: magnification and patient
+            # size (zoom), head tilt, position (translation that pushes parts of the head out of
+            # the field), cut fields of view, exposure (gamma), sharpness (blur).
             return StageConfig(stage="global", ndim=2, spacing=1.0, patch_size=224,
                                net=NetConfig(stage_filters=(32, 64, 96, 96), stage_strides=(2, 2, 2, 1)),
-                               steps=3000, batch_size=4, rotation_deg=5.0, translate_px=16)
+                               steps=8000, batch_size=4, rotation_deg=15.0, zoom=(0.7, 1.45),
+                               translate_px=48, gamma=(0.55, 1.8), blur_sigma_px=1.0, fov_cut=0.25)
         return StageConfig(stage="global", ndim=3, spacing=3.0, patch_size=32,
                            net=NetConfig(stem_filters=16, stem_kernel=3, stage_filters=(32, 64),
                                          stage_strides=(2, 1), head_filters=64),
@@ -206,8 +224,9 @@ def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageCon
             # the small net on cells that cannot see the landmark; its votes then only
             # corrected ~60% of the global error (held-out fold 0: 1.70 -> 1.16 mm).
             return StageConfig(stage="local", ndim=2, spacing=0.3, patch_size=64, net=local_net,
-                               local_offset_mm=5.0, reg_radius=3, steps=4000, batch_size=2,
-                               translate_px=0, rotation_deg=5.0)
+                               local_offset_mm=6.0, reg_radius=3, steps=8000, batch_size=2,
+                               translate_px=0, rotation_deg=15.0, zoom=(0.8, 1.25),
+                               gamma=(0.55, 1.8), blur_sigma_px=1.5)
         local3 = NetConfig(stem_filters=8, stem_kernel=3, stem_stride=1, stage_filters=(16, 32, 32),
                            stage_strides=(2, 2, 1), head_filters=32)
         return StageConfig(stage="local", ndim=3, spacing=1.5, patch_size=16, net=local3,
