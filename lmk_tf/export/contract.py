@@ -16,13 +16,15 @@ from lmk_tf.errors import ModelError
 # Signatures of every exported version.
 DEFAULT_SIGNATURE = "serving_default"
 INFO_SIGNATURE = "model_info"
+# The same inputs; every output of the graph, the uncertainty signals included (for calibration).
+DIAGNOSTICS_SIGNATURE = "diagnostics"
 
 # Inputs of `serving_default`.
 IMAGE = "image"
 SPACING = "spacing"
 
 # Outputs of `serving_default`, in this order.
-OUTPUT_KEYS = ("landmarks_index", "landmarks_mm", "confidence", "present")
+OUTPUT_KEYS = ("landmarks_index", "landmarks_mm", "confidence", "present", "expected_error_mm", "radius90_mm")
 # The single string output of `model_info`.
 INFO_OUTPUT = "model_info"
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 from lmk_tf.errors import ConfigError
 from lmk_tf.export.contract import (
     DEFAULT_SIGNATURE,
+    DIAGNOSTICS_SIGNATURE,
     INFO_OUTPUT,
     INFO_SIGNATURE,
     MODEL_INFO_FILE,
@@ -47,9 +48,14 @@ class ServingModule(tf.Module):
         self.pipeline = pipeline
         self.info_json = info_json
         self.serve = tf.function(self._serve, input_signature=signature_specs(pipeline.ndim))
+        self.diagnose = tf.function(self._checked, input_signature=signature_specs(pipeline.ndim))
         self.info = tf.function(lambda: {INFO_OUTPUT: tf.constant(self.info_json)}, input_signature=[])
 
     def _serve(self, image, spacing):
+        out = self._checked(image, spacing)
+        return {k: out[k] for k in OUTPUT_KEYS}
+
+    def _checked(self, image, spacing):
         # Checks in the graph: stock TF Serving has no validation of its own,
         # and a failed Assert reaches its clients as INVALID_ARGUMENT.
         checks = [
@@ -62,8 +68,7 @@ class ServingModule(tf.Module):
             tf.debugging.assert_all_finite(image, "input 'image' must be finite (no NaN/Inf)"),
         ]
         with tf.control_dependencies(checks):
-            out = self.pipeline({"image": tf.identity(image), "spacing": tf.identity(spacing)})
-        return {k: out[k] for k in OUTPUT_KEYS}
+            return self.pipeline({"image": tf.identity(image), "spacing": tf.identity(spacing)})
 
 
 def next_version(base: str) -> int:
@@ -80,6 +85,8 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
         "local_spacing_mm": pipeline.local_config["spacing"],
         "presence_threshold": pipeline.presence_threshold,
         "local_iterations": pipeline.local_iterations,
+        "shift_crops": pipeline.shift_crops,
+        "calibration": pipeline.calibration,
         "global_config": pipeline.global_config,
         "local_config": pipeline.local_config,
         "inputs": {"image": "float32 [*spatial, 1]", "spacing": f"float32 [{pipeline.ndim}] mm"},
@@ -97,6 +104,8 @@ def export(
     version: int | None = None,
     presence_threshold: float = 0.5,
     local_iterations: int = 1,
+    calibration: dict | None = None,
+    shift_crops: int = 0,
     warmup_shape=None,
     warmup_spacing=None,
     extra_info: dict | None = None,
@@ -113,7 +122,8 @@ def export(
     if os.path.exists(final):
         raise ConfigError(f"{final} already exists; versions are immutable, pick another --version")
 
-    pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations)
+    pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations,
+                        calibration=calibration, shift_crops=shift_crops)
     info = model_info(pipeline, extra_info)
     module = ServingModule(pipeline, json.dumps(info))
     tmp = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")
@@ -122,6 +132,7 @@ def export(
         signatures = {
             DEFAULT_SIGNATURE: module.serve.get_concrete_function(),
             INFO_SIGNATURE: module.info.get_concrete_function(),
+            DIAGNOSTICS_SIGNATURE: module.diagnose.get_concrete_function(),
         }
         tf.saved_model.save(module, tmp, signatures=signatures)
         os.makedirs(os.path.dirname(os.path.join(tmp, MODEL_INFO_FILE)), exist_ok=True)

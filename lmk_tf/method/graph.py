@@ -19,6 +19,14 @@ from lmk_tf.method.layers import (
     decode_displacement,
 )
 from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
+from lmk_tf.method.uncertainty import apply_calibration, default_calibration, vote_spread
+
+
+# Directions of the shifted sub-images of `shift_crops`, per ndim: opposite pairs first.
+SHIFT_SIGNS = {
+    2: [[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]],
+    3: [[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, -1.0]],
+}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -35,6 +43,11 @@ class GlobalToLocal(keras.Model):
         confidence (summed cell probabilities) reaches this and the estimate
         lies in the image.
       local_iterations: how often the local stage refines (paper: once).
+      calibration: the map from the uncertainty signals to `expected_error_mm`
+        and `radius90_mm` (`uncertainty.fit_calibration`); None: uncalibrated.
+      shift_crops: local passes on sub-images shifted by 1/8 of their size
+        (0, 2 or 4) whose disagreement is the `shift_mm` signal; they do not
+        change the estimate.
 
     Call arguments:
       inputs: dict with `image` [*spatial, 1] and `spacing` [ndim] (one image,
@@ -42,12 +55,13 @@ class GlobalToLocal(keras.Model):
 
     Returns:
       dict of `landmarks_index` [L, ndim], `landmarks_mm` [L, ndim],
-      `confidence` [L], `present` [L] bool, and `global_index` [L, ndim]
-      (the global stage's estimate, for diagnostics).
+      `confidence` [L], `present` [L] bool, `expected_error_mm` [L],
+      `radius90_mm` [L], and for diagnostics `global_index` [L, ndim] (the
+      global stage's estimate) and each signal of `uncertainty.FEATURES` [L].
     """
 
     def __init__(self, global_net, local_net, global_config, local_config, landmark_names,
-                 presence_threshold=0.5, local_iterations=1, **kwargs):
+                 presence_threshold=0.5, local_iterations=1, calibration=None, shift_crops=0, **kwargs):
         super().__init__(**kwargs)
         self.global_net = global_net
         self.local_net = local_net
@@ -56,6 +70,10 @@ class GlobalToLocal(keras.Model):
         self.landmark_names = list(landmark_names)
         self.presence_threshold = float(presence_threshold)
         self.local_iterations = int(local_iterations)
+        self.calibration = dict(calibration) if calibration else default_calibration(len(self.landmark_names))
+        if int(shift_crops) not in (0, 2, 4):
+            raise ValueError(f"shift_crops must be 0, 2 or 4, got {shift_crops!r}")
+        self.shift_crops = int(shift_crops)
         g = StageConfig.from_dict(self.global_config)
         loc = StageConfig.from_dict(self.local_config)
         if g.ndim != loc.ndim:
@@ -80,22 +98,38 @@ class GlobalToLocal(keras.Model):
         index = g_off + g_scale * g_pos[0]
         global_index = index
 
+        g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride)[0] * g.spacing
+        g_mass = tf.reduce_sum(tf.reshape(out["classification"], [-1, num_landmarks]), axis=0)
+
         l_img, l_scale, l_off = resample(x, spacing, loc.spacing)
-        stride, n = loc.net.total_stride, loc.patch_size
         confidence = g_conf[0]
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale
-            crops = self.crop(l_img[None], centres[None])
-            out = self.local_net(crops, training=False)
-            grid = out["classification"].shape[2:]
-            disp = decode_displacement(out["displacement"], stride, loc.displacement_encoding)
-            disp = tf.reshape(disp, [num_landmarks, *grid, self.ndim])
-            prob = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
-            pos, l_conf = self.local_aggregation(disp, prob)
-            local_index = centres + pos[:, 0] - (n - 1) / 2.0
+            local_index, l_conf, l_spread, l_mass = self._local_pass(l_img, centres)
             index = l_off + l_scale * local_index
-            confidence = l_conf[:, 0]
+            confidence = l_conf
 
+        shift = tf.zeros_like(confidence)
+        if self.shift_crops:
+            # The same local pass on sub-images moved a few pixels: where the estimates
+            # disagree, the local net is unsure whatever its probabilities say.
+            step = loc.patch_size / 8.0
+            signs = tf.constant(SHIFT_SIGNS[self.ndim][: self.shift_crops], tf.float32)
+            sq = tf.zeros_like(confidence)
+            for k in range(self.shift_crops):
+                moved_index = l_off + l_scale * self._local_pass(l_img, centres + step * signs[k])[0]
+                sq += tf.reduce_sum(tf.square((moved_index - index) * spacing), axis=-1)
+            shift = tf.sqrt(sq / self.shift_crops)
+
+        signals = {
+            "local_spread_mm": l_spread * loc.spacing,
+            "global_spread_mm": g_spread,
+            "global_local_mm": tf.norm((index - global_index) * spacing, axis=-1),
+            "local_mass": l_mass,
+            "global_mass": g_mass,
+            "shift_mm": shift,
+        }
+        expected_error, radius90 = apply_calibration(signals, self.calibration)
         size = tf.cast(tf.shape(image)[:-1], tf.float32)
         inside = tf.reduce_all((index >= -0.5) & (index <= size - 0.5), axis=-1)
         present = (g_conf[0] >= self.presence_threshold) & inside
@@ -104,8 +138,29 @@ class GlobalToLocal(keras.Model):
             "landmarks_mm": index * spacing,
             "confidence": confidence,
             "present": present,
+            "expected_error_mm": expected_error,
+            "radius90_mm": radius90,
             "global_index": global_index,
+            **signals,
         }
+
+    def _local_pass(self, l_img, centres):
+        """One local refinement around `centres` (local-grid indices [L, ndim]).
+
+        Returns the refined local-grid indices, the confidence, the vote spread
+        (local pixels) and the summed probability, each per landmark.
+        """
+        num_landmarks, stride, n = len(self.landmark_names), self._l.net.total_stride, self._l.patch_size
+        crops = self.crop(l_img[None], centres[None])
+        out = self.local_net(crops, training=False)
+        grid = out["classification"].shape[2:]
+        disp = decode_displacement(out["displacement"], stride, self._l.displacement_encoding)
+        disp = tf.reshape(disp, [num_landmarks, *grid, self.ndim])
+        prob = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
+        pos, l_conf = self.local_aggregation(disp, prob)
+        spread = vote_spread(disp, prob, pos, stride)[:, 0]
+        mass = tf.reduce_sum(tf.reshape(prob, [num_landmarks, -1]), axis=-1)
+        return centres + pos[:, 0] - (n - 1) / 2.0, l_conf[:, 0], spread, mass
 
     def get_config(self):
         config = super().get_config()
@@ -117,6 +172,8 @@ class GlobalToLocal(keras.Model):
             "landmark_names": self.landmark_names,
             "presence_threshold": self.presence_threshold,
             "local_iterations": self.local_iterations,
+            "calibration": self.calibration,
+            "shift_crops": self.shift_crops,
         })
         return config
 

@@ -59,7 +59,8 @@ def load_stage(model_dir: str, stage: str):
     return config, model
 
 
-def assemble(model_dir: str, *, presence_threshold=0.5, local_iterations=1) -> GlobalToLocal:
+def assemble(model_dir: str, *, presence_threshold=0.5, local_iterations=1, calibration=None,
+             shift_crops=0) -> GlobalToLocal:
     """Composes the trained global and local stages found in `model_dir`."""
     info = load_dataset_info(model_dir)
     g_config, g_net = load_stage(model_dir, "global")
@@ -69,7 +70,8 @@ def assemble(model_dir: str, *, presence_threshold=0.5, local_iterations=1) -> G
     return GlobalToLocal(
         g_net, l_net, dataclasses.asdict(g_config), dataclasses.asdict(l_config),
         info["landmark_names"], presence_threshold=presence_threshold,
-        local_iterations=local_iterations, name="global_to_local",
+        local_iterations=local_iterations, calibration=calibration, shift_crops=shift_crops,
+        name="global_to_local",
     )
 
 

@@ -1,0 +1,133 @@
+"""Calibrate and evaluate the predicted error of the ISBI 2015 model on out-of-fold predictions.
+
+  .venv/bin/python benchmarks/isbi2015_calibrate.py --predictions=docs/isbi2015/kfold \
+      --output=docs/isbi2015/calibration.json --plots=docs/isbi2015
+
+Reads `fold<k>.csv` (held-out predictions with their uncertainty signals, one
+row per image and landmark, written by the k-fold recipe as each fold ends).
+Nested: the predictions of fold k are scored with a calibration fitted on the
+other folds only, so no prediction is scored by a map fitted on it. Prints
+Spearman(expected_error_mm, error), AUROC for errors > 2 and > 4 mm and the
+coverage of radius90_mm, pooled, next to the same ranking figures for the
+old `confidence`; then fits one calibration on all folds (what the exported
+model carries) and writes it to --output. Last line:
+`spearman=... auroc4=... coverage90=... folds=... n=...`.
+"""
+
+import glob
+import json
+import os
+import re
+import sys
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lmk_tf.evaluation.predictions import read_predictions_csv  # noqa: E402
+from lmk_tf.evaluation.uncertainty import format_uncertainty, summarize_uncertainty  # noqa: E402
+from lmk_tf.method.uncertainty import FEATURES, fit_calibration, predict_error  # noqa: E402
+
+flags.DEFINE_string("predictions", "docs/isbi2015/kfold", "Directory with fold<k>.csv files.")
+flags.DEFINE_string("output", None, "Write the calibration fitted on all folds here (JSON).")
+flags.DEFINE_string("plots", None, "Write calibration.png and risk_coverage.png here.")
+FLAGS = flags.FLAGS
+
+
+def load_folds(directory):
+    paths = sorted(glob.glob(os.path.join(directory, "fold*.csv")))
+    if len(paths) < 2:
+        raise SystemExit(f"isbi2015_calibrate: {directory} has {len(paths)} fold<k>.csv files; "
+                         "nested calibration needs at least 2")
+    return {int(re.search(r"fold(\d+)\.csv$", p).group(1)): read_predictions_csv(p) for p in paths}
+
+
+def rows(fold_data, names):
+    x = np.stack([fold_data[f] for f in FEATURES], axis=1)
+    lm = np.array([names.index(n) for n in fold_data["landmark"]])
+    return x, lm, fold_data["error_mm"]
+
+
+def main(argv):
+    del argv
+    folds = load_folds(FLAGS.predictions)
+    names = list(dict.fromkeys(next(iter(folds.values()))["landmark"]))
+    expected, radius, errors, confidence = [], [], [], []
+    for k, data in folds.items():
+        others = [folds[j] for j in folds if j != k]
+        x = np.concatenate([rows(o, names)[0] for o in others])
+        lm = np.concatenate([rows(o, names)[1] for o in others])
+        err = np.concatenate([rows(o, names)[2] for o in others])
+        cal = fit_calibration(x, lm, err, len(names), fitted_on=f"folds {sorted(j for j in folds if j != k)}")
+        xk, lk, ek = rows(data, names)
+        e, r = predict_error(xk, lk, cal)
+        s = summarize_uncertainty(e, r, ek)
+        print(f"fold {k} (calibrated on the other {len(others)}): {format_uncertainty(s)}")
+        expected.append(e), radius.append(r), errors.append(ek), confidence.append(data["confidence"])
+    expected, radius, errors = np.concatenate(expected), np.concatenate(radius), np.concatenate(errors)
+    confidence = np.concatenate(confidence)
+    pooled = summarize_uncertainty(expected, radius, errors)
+    old = summarize_uncertainty(-confidence, np.full_like(errors, np.inf), errors)
+    print(f"pooled, nested: {format_uncertainty(pooled)}")
+    print(f"old confidence (ranking only): Spearman {old['spearman']:.3f}, AUROC >2 mm {old['auroc_2mm']:.3f}, "
+          f">4 mm {old['auroc_4mm']:.3f}; share exactly 1.0: {100 * (confidence >= 1.0).mean():.0f} %")
+    print("calibration (equal-count bins): " + ", ".join(
+        f"{b['predicted_mm']:.2f}->{b['actual_mm']:.2f}" for b in pooled["calibration"]))
+    print("risk-coverage: " + ", ".join(
+        f"keep {100 * b['kept']:.0f}% MRE {b['mre_mm']:.2f} max {b['max_mm']:.1f}" for b in pooled["risk_coverage"]))
+    if FLAGS.plots:
+        write_plots(FLAGS.plots, expected, errors, pooled)
+    if FLAGS.output:
+        x = np.concatenate([rows(d, names)[0] for d in folds.values()])
+        lm = np.concatenate([rows(d, names)[1] for d in folds.values()])
+        err = np.concatenate([rows(d, names)[2] for d in folds.values()])
+        cal = fit_calibration(x, lm, err, len(names),
+                              fitted_on=f"out-of-fold predictions of folds {sorted(folds)} ({len(err)} landmarks)")
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+        with open(FLAGS.output, "w") as f:
+            json.dump({"landmark_names": names, **cal}, f, indent=2)
+        print(f"calibration fitted on all {len(folds)} folds: {FLAGS.output}")
+    print(f"spearman={pooled['spearman']:.3f} auroc4={pooled['auroc_4mm']:.3f} auroc2={pooled['auroc_2mm']:.3f} "
+          f"coverage90={100 * pooled['coverage90']:.1f} folds={len(folds)} n={pooled['n']}")
+
+
+def write_plots(directory, expected, errors, pooled):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(directory, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=120)
+    bins = pooled["calibration"]
+    p = [b["predicted_mm"] for b in bins]
+    a = [b["actual_mm"] for b in bins]
+    top = max(max(p), max(a)) * 1.1
+    ax.plot([0, top], [0, top], color="0.7", lw=1, label="ideal")
+    ax.plot(p, a, "o-", label="binned (10 equal-count bins)")
+    ax.set_xlabel("predicted error (mm)")
+    ax.set_ylabel("actual mean error (mm)")
+    ax.set_title("Calibration of expected_error_mm (out of fold)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(directory, "calibration.png"))
+    plt.close(fig)
+
+    order = np.argsort(expected)
+    kept = np.arange(1, len(order) + 1) / len(order)
+    mre = np.cumsum(errors[order]) / np.arange(1, len(order) + 1)
+    oracle = np.cumsum(np.sort(errors)) / np.arange(1, len(order) + 1)
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=120)
+    ax.plot(100 * kept, mre, label="set aside by expected_error_mm")
+    ax.plot(100 * kept, oracle, "--", color="0.6", label="oracle (by the actual error)")
+    ax.set_xlabel("landmarks kept (%)")
+    ax.set_ylabel("MRE of the kept landmarks (mm)")
+    ax.set_title("Risk-coverage")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(directory, "risk_coverage.png"))
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    app.run(main)

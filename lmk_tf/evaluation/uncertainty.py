@@ -1,0 +1,86 @@
+"""How well a predicted error ranks and bounds the actual one.
+
+Spearman rank correlation, AUROC for finding landmarks more than T mm off,
+coverage of the 90 % radius, a binned calibration table and a risk-coverage
+curve (the MRE of the landmarks kept when the most doubtful are set aside).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), 1-based."""
+    x = np.asarray(x, np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    sorted_x = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(a, b) -> float:
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = np.sqrt((ra**2).sum() * (rb**2).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+
+
+def auroc(score, positive) -> float:
+    """P(score of a positive > score of a negative), ties counted half (Mann-Whitney)."""
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    r = _ranks(score)
+    return float((r[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def calibration_bins(predicted, actual, bins: int = 10) -> list[dict]:
+    """Equal-count bins of the predicted error: mean predicted vs mean actual error."""
+    predicted, actual = np.asarray(predicted), np.asarray(actual)
+    order = np.argsort(predicted)
+    out = []
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            out.append({"n": int(len(chunk)), "predicted_mm": float(predicted[chunk].mean()),
+                        "actual_mm": float(actual[chunk].mean())})
+    return out
+
+
+def risk_coverage(score, errors, fractions=(1.0, 0.95, 0.9, 0.8, 0.7, 0.5)) -> list[dict]:
+    """MRE and largest error of the landmarks kept when the most doubtful (highest score) are set aside."""
+    order = np.argsort(score)
+    errors = np.asarray(errors)
+    out = []
+    for f in fractions:
+        keep = order[: max(1, int(round(f * len(order))))]
+        out.append({"kept": float(f), "mre_mm": float(errors[keep].mean()), "max_mm": float(errors[keep].max())})
+    return out
+
+
+def summarize_uncertainty(expected, radius90, errors) -> dict:
+    expected, radius90, errors = np.asarray(expected), np.asarray(radius90), np.asarray(errors)
+    return {
+        "n": int(len(errors)),
+        "spearman": spearman(expected, errors),
+        "auroc_2mm": auroc(expected, errors > 2.0),
+        "auroc_4mm": auroc(expected, errors > 4.0),
+        "coverage90": float((errors <= radius90).mean()),
+        "median_radius90_mm": float(np.median(radius90)),
+        "calibration": calibration_bins(expected, errors),
+        "risk_coverage": risk_coverage(expected, errors),
+    }
+
+
+def format_uncertainty(summary: dict) -> str:
+    return (f"Spearman {summary['spearman']:.3f}, AUROC >2 mm {summary['auroc_2mm']:.3f}, "
+            f">4 mm {summary['auroc_4mm']:.3f}, radius90 coverage {100 * summary['coverage90']:.1f} % "
+            f"(median radius {summary['median_radius90_mm']:.2f} mm), n={summary['n']}")

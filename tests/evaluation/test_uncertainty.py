@@ -1,0 +1,34 @@
+"""lmk_tf.evaluation.uncertainty against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from lmk_tf.evaluation.uncertainty import auroc, calibration_bins, risk_coverage, spearman, summarize_uncertainty
+
+
+def test_spearman_handles_ties_and_monotone_maps():
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert spearman(a, a**3) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    # ties: ranks of [1, 1, 2] are [1.5, 1.5, 3]
+    assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(np.corrcoef([1.5, 1.5, 3], [1, 2, 3])[0, 1])
+
+
+def test_auroc_counts_pairs():
+    score = np.array([0.1, 0.4, 0.35, 0.8])
+    positive = np.array([False, False, True, True])
+    # pairs (pos, neg): (0.35 vs 0.1) yes, (0.35 vs 0.4) no, (0.8 vs both) yes -> 3/4
+    assert auroc(score, positive) == pytest.approx(0.75)
+    assert auroc([1, 1], [True, False]) == pytest.approx(0.5)
+    assert np.isnan(auroc([1, 2], [True, True]))
+
+
+def test_bins_and_risk_coverage():
+    pred = np.arange(10, dtype=float)
+    err = np.arange(10, dtype=float) * 2
+    bins = calibration_bins(pred, err, bins=2)
+    assert [b["predicted_mm"] for b in bins] == [2.0, 7.0] and [b["actual_mm"] for b in bins] == [4.0, 14.0]
+    rc = risk_coverage(pred, err, fractions=(1.0, 0.5))
+    assert rc[0]["mre_mm"] == pytest.approx(9.0) and rc[1]["mre_mm"] == pytest.approx(4.0)
+    s = summarize_uncertainty(pred, pred * 2, err)
+    assert s["coverage90"] == pytest.approx(1.0) and s["spearman"] == pytest.approx(1.0)

@@ -1,0 +1,69 @@
+"""lmk_tf.method.uncertainty: vote spread, and a calibration that recovers a known error law."""
+
+import numpy as np
+import pytest
+
+from lmk_tf.method.uncertainty import (
+    FEATURES,
+    apply_calibration,
+    default_calibration,
+    fit_calibration,
+    predict_error,
+    vote_spread,
+)
+
+
+def test_vote_spread_is_the_weighted_rms_distance_of_the_votes():
+    # 2x2 grid, stride 1, one landmark: cell centres (0,0) (0,1) (1,0) (1,1); all vote for themselves.
+    disp = np.zeros((1, 2, 2, 2), np.float32)
+    prob = np.array([1.0, 0.5, 0.5, 0.0], np.float32).reshape(1, 2, 2, 1)
+    position = np.array([[[0.25, 0.25]]], np.float32)
+    # weights over the peak: 1, .5, .5, 0; squared distances .125, .625, .625
+    expected = np.sqrt((1 * 0.125 + 0.5 * 0.625 + 0.5 * 0.625) / 2.0)
+    np.testing.assert_allclose(np.asarray(vote_spread(disp, prob, position, 1)), [[expected]], rtol=1e-6)
+
+
+def synthetic_rows(n, num_landmarks, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(0.0, 0.6, size=(n, len(FEATURES)))
+    lm = rng.integers(0, num_landmarks, n)
+    # A known law: the error grows with local spread and shift, scaled per landmark.
+    scale = np.linspace(0.8, 1.6, num_landmarks)[lm]
+    err = scale * x[:, 0] ** 0.8 * x[:, 5] ** 0.3 * rng.lognormal(0, 0.3, n)
+    return x, lm, err
+
+
+def test_fit_ranks_and_covers_on_new_rows():
+    x, lm, err = synthetic_rows(4000, 5, 0)
+    cal = fit_calibration(x, lm, err, 5)
+    assert cal["weights"][0] == pytest.approx(0.8, abs=0.1)
+    assert cal["weights"][5] == pytest.approx(0.3, abs=0.1)
+    xt, lt, et = synthetic_rows(4000, 5, 1)
+    expected, radius = predict_error(xt, lt, cal)
+    assert abs(expected.mean() - et.mean()) / et.mean() < 0.08
+    assert 0.87 <= (et <= radius).mean() <= 0.93
+
+
+def test_graph_and_numpy_maps_agree():
+    x, lm, err = synthetic_rows(500, 3, 2)
+    cal = fit_calibration(x, lm, err, 3)
+    rows = x[:3]
+    signals = {f: rows[:, i].astype(np.float32) for i, f in enumerate(FEATURES)}
+    # One landmark per row: landmark l's row is row l.
+    graph_expected, graph_radius = apply_calibration(signals, cal)
+    np_expected, np_radius = predict_error(rows, np.arange(3), cal)
+    np.testing.assert_allclose(np.asarray(graph_expected), np_expected, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(graph_radius), np_radius, rtol=1e-4)
+
+
+def test_default_calibration_uses_the_local_spread():
+    cal = default_calibration(2)
+    signals = {f: np.full([2], 0.5 if f == "local_spread_mm" else 9.0, np.float32) for f in FEATURES}
+    expected, radius = apply_calibration(signals, cal)
+    np.testing.assert_allclose(np.asarray(expected), [0.5, 0.5], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(radius), [1.25, 1.25], rtol=1e-5)
+
+
+def test_too_few_rows_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least 20"):
+        fit_calibration(np.ones((5, len(FEATURES))), np.zeros(5, int), np.ones(5), 1)
