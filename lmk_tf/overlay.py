@@ -71,6 +71,7 @@ def render_landmarks(
     slice_axis: int = 0,
     max_size: int | None = None,
     focus_index: Sequence[float] | None = None,
+    radius_mm: np.ndarray | None = None,
 ) -> PILImage.Image:
     """The picture `draw_landmarks` writes, as an RGB PIL image.
 
@@ -88,13 +89,17 @@ def render_landmarks(
       max_size: if given, the longest side of the result is at most this.
       focus_index: 3D only: the point the three planes go through; default
         the mean of the drawn predictions (else truth, else the centre).
+      radius_mm: [L] radii in mm (e.g. the model's `radius90_mm`) drawn as thin
+        circles around the predictions: where the truth lies 9 times in 10.
     """
     points, truth, present, names = _check_points(image, points_index, truth_index, present, names)
+    radii = _check_radii(radius_mm, len(points))
     if image.ndim == 2:
         gray = window_to_uint8(image.array)
         panel, factors = _resized(gray, image.spacing, max_size, upscale=False)
         picture = PILImage.fromarray(panel, "L").convert("RGB")
-        _draw(picture, points, truth, present, names, factors, depth=None)
+        _draw(picture, points, truth, present, names, factors, depth=None,
+              radii_px=radii * float(np.mean(factors / np.asarray(image.spacing))))
         return picture
 
     if slice_axis not in (0, 1, 2):
@@ -111,7 +116,8 @@ def render_landmarks(
         picture = PILImage.fromarray(panel, "L").convert("RGB")
         # Distance to the plane in mm decides the marker size.
         depth = (np.abs(points[:, axis] - k) * image.spacing[axis], np.abs(truth[:, axis] - k) * image.spacing[axis])
-        _draw(picture, points[:, keep], truth[:, keep], present, names, factors, depth=depth)
+        _draw(picture, points[:, keep], truth[:, keep], present, names, factors, depth=depth,
+              radii_px=radii * float(np.mean(factors / np.asarray(spacing))))
         panels.append(picture)
     width = sum(p.width for p in panels) + _GAP_PX * (len(panels) - 1)
     height = max(p.height for p in panels)
@@ -140,6 +146,7 @@ def draw_landmarks(
     slice_axis: int = 0,
     max_size: int | None = None,
     focus_index: Sequence[float] | None = None,
+    radius_mm: np.ndarray | None = None,
 ) -> pathlib.Path:
     """Write a PNG of `image` with its landmarks; see `render_landmarks`. Returns the path."""
     picture = render_landmarks(
@@ -151,6 +158,7 @@ def draw_landmarks(
         slice_axis=slice_axis,
         max_size=max_size,
         focus_index=focus_index,
+        radius_mm=radius_mm,
     )
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +203,15 @@ def _check_points(image, points_index, truth_index, present, names):
     return points, truth, present, names
 
 
+def _check_radii(radius_mm, n):
+    if radius_mm is None:
+        return np.full(n, np.nan)
+    radii = np.asarray(radius_mm, np.float64).reshape(-1)
+    if radii.shape != (n,):
+        raise ConfigError(f"radius_mm must have {n} values, got shape {radii.shape}")
+    return radii
+
+
 def _focus(image, points, truth, present, focus_index):
     if focus_index is not None:
         focus = np.asarray(focus_index, np.float64)
@@ -233,7 +250,7 @@ def _resized(gray, spacing, max_size, upscale):
     return np.asarray(picture), out_shape / np.asarray(gray.shape)
 
 
-def _draw(picture, points, truth, present, names, factors, depth):
+def _draw(picture, points, truth, present, names, factors, depth, radii_px=None):
     """Markers in place; index i maps to output coordinate (i + 0.5) * f - 0.5."""
     draw = ImageDraw.Draw(picture)
     side = min(picture.size)
@@ -268,6 +285,10 @@ def _draw(picture, points, truth, present, names, factors, depth):
             draw.ellipse((tx - r, ty - r, tx + r, ty + r), outline=colour, width=width)
             if has_pred:
                 draw.line((tx, ty, *to_xy(points[l])), fill=colour, width=width)
+        if has_pred and radii_px is not None and np.isfinite(radii_px[l]) and in_plane(l, 0):
+            x, y = to_xy(points[l])
+            rr = max(float(radii_px[l]), 1.0)
+            draw.ellipse((x - rr, y - rr, x + rr, y + rr), outline=colour, width=1)
         if has_pred:
             x, y = to_xy(points[l])
             r = radius(l, 0)

@@ -152,3 +152,18 @@ def test_synthetic_gallery(tmp_path):
     colourful = np.abs(rgb[..., 0].astype(int) - rgb[..., 2]) > 60
     assert colourful.sum() > 100
 
+
+
+def test_radius_circle_is_drawn_at_its_size_in_mm():
+    from lmk_tf.image import Image
+    from lmk_tf.overlay import render_landmarks
+
+    image = Image(np.zeros((200, 200), np.float32), spacing=(0.5, 0.5))
+    picture = np.asarray(render_landmarks(image, np.array([[100.0, 100.0]]), radius_mm=np.array([20.0])))
+    # 20 mm at 0.5 mm per pixel: a circle of 40 px around (row 100, col 100).
+    lit = picture.max(axis=-1) > 0
+    assert lit[100, 140] or lit[100, 139] or lit[100, 141]
+    assert lit[60, 100] or lit[59, 100] or lit[61, 100]
+    assert not lit[100, 150] and not lit[100, 125]
+    none = np.asarray(render_landmarks(image, np.array([[100.0, 100.0]])))
+    assert not (none.max(axis=-1) > 0)[100, 140]
