@@ -24,9 +24,9 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lmk_tf.evaluation.predictions import read_predictions_csv  # noqa: E402
-from lmk_tf.evaluation.uncertainty import format_uncertainty, summarize_uncertainty  # noqa: E402
-from lmk_tf.method.uncertainty import FEATURES, fit_calibration, predict_error  # noqa: E402
+from lmk_tf.evaluation.predictions import read_predictions_csv
+from lmk_tf.evaluation.uncertainty import format_uncertainty, summarize_uncertainty
+from lmk_tf.method.uncertainty import FEATURES, fit_calibration, predict_error
 
 flags.DEFINE_string("predictions", "docs/isbi2015/kfold", "Directory with fold<k>.csv files.")
 flags.DEFINE_string("output", None, "Write the calibration fitted on all folds here (JSON).")

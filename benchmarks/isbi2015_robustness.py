@@ -23,8 +23,8 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.perturb import PERTURBATIONS  # noqa: E402
-from lmk_tf import cli  # noqa: E402
+from benchmarks.perturb import PERTURBATIONS
+from lmk_tf import cli
 
 flags.DEFINE_string("data", "../shared/data/isbi2015", "The isbi2015 directory (images/, senior.csv, junior.csv).")
 flags.DEFINE_string("models", "saved_models/isbi2015_kfold", "Directory with fold<k>/<version>/ SavedModels.")

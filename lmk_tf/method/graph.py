@@ -21,7 +21,6 @@ from lmk_tf.method.layers import (
 from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
 from lmk_tf.method.uncertainty import apply_calibration, default_calibration, vote_spread
 
-
 # Directions of the shifted sub-images of `shift_crops`, per ndim: opposite pairs first.
 SHIFT_SIGNS = {
     2: [[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]],
