@@ -1,4 +1,4 @@
-"""lmk-evaluate: errors of a trained global-to-local model on held-out images.
+r"""lmk-evaluate: errors of a trained global-to-local model on held-out images.
 
   lmk-evaluate --model_dir=build/model --synthetic=50 --seed=7 --output=build/eval
   lmk-evaluate --model_dir=build/isbi --images=DIR --landmarks=senior.csv,junior.csv \
@@ -11,22 +11,27 @@ summary.md, summary.json, errors_boxplot.png, sdr_curve.png, worst/*.png.
 from absl import flags
 
 from lmk_tf import cli
+from lmk_tf.evaluation.metrics import format_summary
+from lmk_tf.evaluation.report import evaluate
+from pipelines import source_flags
 
-cli.import_tensorflow_quietly()
-from lmk_tf.evaluation.metrics import format_summary  # noqa: E402
-from lmk_tf.evaluation.report import evaluate  # noqa: E402
-from lmk_tf.method.model_dir import Predictor, assemble  # noqa: E402
-from pipelines import source_flags  # noqa: E402
-
+flags.adopt_module_key_flags(source_flags)
 flags.DEFINE_string("model_dir", None, "Directory with the trained global/ and local/ stages.")
 flags.DEFINE_string("output", None, "Directory for the report.")
-flags.DEFINE_integer("overlays", 5, "Overlay pictures of the worst images.", lower_bound=0)
-flags.DEFINE_float("presence_threshold", 0.5, "Global peak probability for 'present'.")
+flags.DEFINE_integer("overlays", 5, "How many of the worst images get an overlay picture "
+                     "(worst/*.png).", lower_bound=0)
+flags.DEFINE_float("presence_threshold", 0.5,
+                   "A landmark is predicted present when the global stage's confidence (its cell "
+                   "probabilities summed, capped at 1) reaches this and the estimate lies in the "
+                   "image; absent ones count as missed.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    cli.import_tensorflow_quietly()  # here, not at import: --help needs no TensorFlow
+    from lmk_tf.method.model_dir import Predictor, assemble
+
     samples, names = source_flags.load_source()
     if FLAGS.fold >= 0:
         _, samples = source_flags.split_source(samples)
@@ -38,9 +43,7 @@ def main(argv):
 
 
 def run():
-    for name in ("model_dir", "output"):
-        flags.mark_flag_as_required(name)
-    cli.run_app(main)
+    cli.run_app(main, required=["model_dir", "output"])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
   make isbi2015 DATA=../shared/data/isbi2015            # all 150 images -> saved_models/isbi2015_ceph/<v>/
   make isbi2015-cv DATA=../shared/data/isbi2015         # fold 0 of 5 held out -> docs/isbi2015/
+  python -m pipelines.isbi2015 --data=DIR --fold=0      # what the make targets run
 
 Ground truth is the mean of the two doctors (--combine=first: senior only).
 Images are 0.1 mm JPEGs without spacing tags, so --spacing defaults to 0.1.
@@ -34,7 +35,8 @@ flags.DEFINE_float("spacing", 0.1, "mm per pixel of the images.")
 flags.DEFINE_integer("global_steps", None, "Global-stage steps (default: the ceph preset's).")
 flags.DEFINE_integer("local_steps", None, "Local-stage steps (default: the ceph preset's).")
 flags.DEFINE_float("presence_threshold", 0.0,
-                   "Global confidence below which a landmark is reported absent. Every ISBI cephalogram "
+                   "Global confidence (summed cell probabilities, capped at 1) below which a landmark "
+                   "is reported absent. Every ISBI cephalogram "
                    "shows all 19 landmarks, so by default each is always reported (with its confidence).")
 flags.DEFINE_integer("version", None, "Version to export as (default: one above the newest in --export_base).")
 flags.DEFINE_string("export_base", "saved_models/isbi2015_ceph", "Where fold -1 exports to.")
@@ -193,8 +195,7 @@ def write_report_page(summary, num_train, num_held_out, model_dir, g, loc):
 
 
 def run():
-    flags.mark_flag_as_required("data")
-    cli.run_app(main)
+    cli.run_app(main, required=["data"])
 
 
 if __name__ == "__main__":
