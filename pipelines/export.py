@@ -14,8 +14,10 @@ flags.DEFINE_string("model_dir", None, "Directory with the trained global/ and l
 flags.DEFINE_string("name", None, "Model name (the directory under --base).")
 flags.DEFINE_string("base", "saved_models", "Directory holding the served models.")
 flags.DEFINE_integer("version", None, "Integer version (default: one more than the highest).", lower_bound=1)
-flags.DEFINE_float("presence_threshold", 0.5, "Global peak probability for 'present'.")
-flags.DEFINE_integer("local_iterations", 1, "Times the local stage refines.", lower_bound=1)
+flags.DEFINE_float("presence_threshold", None, "Global peak probability for 'present' (default: the one "
+                   "training wrote to <model_dir>/inference.json; this overrides it).")
+flags.DEFINE_integer("local_iterations", None, "Times the local stage refines (default: the number in "
+                     "<model_dir>/inference.json; this overrides it).", lower_bound=1)
 FLAGS = flags.FLAGS
 
 

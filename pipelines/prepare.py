@@ -11,7 +11,7 @@ from lmk_tf import cli
 
 cli.import_tensorflow_quietly()
 from lmk_tf.data.prepare import prepare_records  # noqa: E402
-from lmk_tf.method.config import default_config  # noqa: E402
+from lmk_tf.method.presets import default_config  # noqa: E402
 from pipelines import source_flags  # noqa: E402
 
 flags.DEFINE_string("output", None, "Directory for the shards and dataset.json.")

@@ -16,7 +16,8 @@ from absl import flags
 from lmk_tf import cli
 
 cli.import_tensorflow_quietly()
-from lmk_tf.method.config import STAGES, default_config  # noqa: E402
+from lmk_tf.method.config import STAGES  # noqa: E402
+from lmk_tf.method.presets import get_preset  # noqa: E402
 from lmk_tf.training.trainer import STRATEGIES, load_dataset_info, train_stage  # noqa: E402
 
 flags.DEFINE_enum("stage", None, list(STAGES), "Which stage to train.")
@@ -43,13 +44,14 @@ OVERRIDES = ("steps", "batch_size", "learning_rate", "alpha", "patch_size", "dis
 def main(argv):
     del argv
     info = load_dataset_info(FLAGS.data)
-    config = default_config(FLAGS.stage, int(info["ndim"]), FLAGS.preset)
+    preset = get_preset(FLAGS.preset, int(info["ndim"]))
+    config = preset.stage(FLAGS.stage)
     config.spacing = float(info[f"{FLAGS.stage}_spacing"])
     changes = {k: getattr(FLAGS, k) for k in OVERRIDES if getattr(FLAGS, k) is not None}
     config = dataclasses.replace(config, **changes).validate()
     print(f"== training the {FLAGS.stage} stage: {config.steps} steps, batch {config.batch_size}, "
           f"{config.spacing} mm, -> {FLAGS.model_dir}/{FLAGS.stage}", flush=True)
-    train_stage(config, FLAGS.data, FLAGS.model_dir, strategy=FLAGS.strategy)
+    train_stage(config, FLAGS.data, FLAGS.model_dir, inference=preset.inference, strategy=FLAGS.strategy)
     print(f"done: {FLAGS.model_dir}/{FLAGS.stage}/model.keras")
 
 
