@@ -60,11 +60,13 @@ def pipeline_speed(files, config, num_landmarks, num_images, batches=30):
 def main(argv):
     del argv
     from lmk_tf import recipe
+    from lmk_tf.cli import quiet_logs
     from lmk_tf.data.sources import synthetic_source
     from lmk_tf.evaluation.metrics import format_summary
     from lmk_tf.method.presets import get_preset
     from lmk_tf.training.trainer import stage_files
 
+    quiet_logs()  # the SavedModel writer's INFO lines would bury the figures
     ndim = int(FLAGS.ndim)
     num_train = FLAGS.num_train or NUM_TRAIN[ndim]
     work = FLAGS.workdir or os.path.join("build", f"bench_synthetic_{ndim}d")
