@@ -17,12 +17,12 @@ flags.DEFINE_string("name", None, "Model name: letters, digits, '_', '-', '.' (t
 flags.DEFINE_string("base", "saved_models", "Directory holding the served models.")
 flags.DEFINE_integer("version", None, "Integer version; an existing one is refused (default: one "
                      "more than the highest in --base/--name).", lower_bound=1)
-flags.DEFINE_float("presence_threshold", 0.5,
+flags.DEFINE_float("presence_threshold", None,
                    "The served `present` is true when the global stage's confidence (its cell "
                    "probabilities summed, capped at 1) reaches this and the estimate lies in the "
-                   "image.")
-flags.DEFINE_integer("local_iterations", 1, "Times the local stage refines the estimate "
-                     "(paper: once).", lower_bound=1)
+                   "image (default: the one training wrote to <model_dir>/inference.json).")
+flags.DEFINE_integer("local_iterations", None, "Times the local stage refines the estimate "
+                     "(default: the number in <model_dir>/inference.json).", lower_bound=1)
 FLAGS = flags.FLAGS
 
 

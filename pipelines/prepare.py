@@ -12,7 +12,7 @@ With --fold, that fold's images go to val-* shards and the rest to train-*;
 from absl import flags
 
 from lmk_tf import cli
-from lmk_tf.method.config import default_config
+from lmk_tf.method.presets import default_config
 from pipelines import source_flags
 
 flags.adopt_module_key_flags(source_flags)

@@ -14,7 +14,8 @@ import dataclasses
 from absl import flags
 
 from lmk_tf import cli
-from lmk_tf.method.config import LOCAL_MODES, STAGES, default_config
+from lmk_tf.method.config import LOCAL_MODES, STAGES
+from lmk_tf.method.presets import get_preset
 
 # lmk_tf.training.trainer.STRATEGIES, spelled out so that --help needs no
 # TensorFlow; tests/pipelines/test_help.py checks that the two agree.
@@ -63,13 +64,14 @@ def main(argv):
     from lmk_tf.training.trainer import load_dataset_info, train_stage
 
     info = load_dataset_info(FLAGS.data)
-    config = default_config(FLAGS.stage, int(info["ndim"]), FLAGS.preset)
+    preset = get_preset(FLAGS.preset, int(info["ndim"]))
+    config = preset.stage(FLAGS.stage)
     config.spacing = float(info[f"{FLAGS.stage}_spacing"])
     changes = {k: getattr(FLAGS, k) for k in OVERRIDES if getattr(FLAGS, k) is not None}
     config = dataclasses.replace(config, **changes).validate()
     print(f"== training the {FLAGS.stage} stage: {config.steps} steps, batch {config.batch_size}, "
           f"{config.spacing} mm, -> {FLAGS.model_dir}/{FLAGS.stage}", flush=True)
-    train_stage(config, FLAGS.data, FLAGS.model_dir, strategy=FLAGS.strategy)
+    train_stage(config, FLAGS.data, FLAGS.model_dir, inference=preset.inference, strategy=FLAGS.strategy)
     print(f"done: {FLAGS.model_dir}/{FLAGS.stage}/model.keras")
 
 
