@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test lint demo clean-demo isbi2015 isbi2015-cv isbi2015-kfold
+.PHONY: install test lint demo clean-demo isbi2015 isbi2015-cv isbi2015-fold isbi2015-kfold
 
 install: $(STAMP)
 
@@ -44,12 +44,19 @@ isbi2015: install
 isbi2015-cv: install
 	$(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=0 --report=docs/isbi2015
 
+# Each fold is its own resumable job (`make isbi2015-fold K=3`): it trains (resuming
+# after an interruption), exports saved_models/isbi2015_kfold/fold<k>/1/ and writes
+# docs/isbi2015/kfold/fold<k>.csv, which is committed, so folds trained in different
+# sessions pool. isbi2015-kfold runs the folds not done yet, then pools and calibrates.
 FOLDS ?= 0 1 2 3 4
-FOLD_REPORTS = $(foreach k,$(FOLDS),build/isbi2015/fold$(k)/report/isbi2015)
-comma := ,
-space := $(subst ,, )
+isbi2015-fold: install
+	@test -n "$(K)" || { echo "give the fold: make isbi2015-fold K=0"; exit 2; }
+	$(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=$(K) --report=build/isbi2015/fold$(K)/report/isbi2015
+
 isbi2015-kfold: install
 	for k in $(FOLDS); do \
-	  $(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=$$k --report=build/isbi2015/fold$$k/report/isbi2015 || exit 1; \
+	  test -f docs/isbi2015/kfold/fold$$k.csv || $(MAKE) isbi2015-fold K=$$k || exit 1; \
 	done
-	$(PY) benchmarks/isbi2015_folds.py --reports=$(subst $(space),$(comma),$(strip $(FOLD_REPORTS)))
+	$(PY) benchmarks/isbi2015_folds.py --predictions=docs/isbi2015/kfold
+	$(PY) benchmarks/isbi2015_calibrate.py --predictions=docs/isbi2015/kfold \
+	  --output=docs/isbi2015/calibration.json --plots=docs/isbi2015

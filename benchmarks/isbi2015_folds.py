@@ -1,16 +1,19 @@
 """Pooled held-out accuracy over the folds of the ISBI 2015 recipe.
 
   make isbi2015-kfold DATA=../shared/data/isbi2015     # trains folds 0-4, then runs this
+  .venv/bin/python benchmarks/isbi2015_folds.py --predictions=docs/isbi2015/kfold
   .venv/bin/python benchmarks/isbi2015_folds.py \
       --reports=build/isbi2015/fold0/report/isbi2015,build/isbi2015/fold1/report/isbi2015
 
-Reads the errors.csv each held-out fold's report holds (written by
-`pipelines.isbi2015 --fold=K --report=DIR`) and prints one line per fold and
-one for all held-out images pooled. Every image is held out by exactly one
+Reads the held-out predictions of each fold (`fold<k>.csv`, committed as each
+fold finishes) or the errors.csv of fold reports, and prints one line per
+fold and one for all held-out images pooled, with the count of landmarks
+more than 10 mm off and the largest error. Every image is held out by exactly one
 fold, so the pooled figure over all five folds covers the 150 images once.
 The last line is `pooled_mre_mm=<value> sdr2_pct=<value> images=<n> folds=<k>`.
 """
 
+import glob
 import os
 import sys
 
@@ -21,6 +24,7 @@ from lmk_tf.errors import LmkError
 from lmk_tf.evaluation.metrics import format_summary, read_errors_csv, summarize
 
 flags.DEFINE_list("reports", None, "Report directories of held-out folds (each with errors.csv).")
+flags.DEFINE_string("predictions", None, "Directory of fold<k>.csv held-out predictions (instead of --reports).")
 FLAGS = flags.FLAGS
 
 
@@ -28,13 +32,21 @@ def main(argv):
     del argv
     import numpy as np
 
+    if bool(FLAGS.reports) == bool(FLAGS.predictions):
+        raise SystemExit("isbi2015_folds: give --reports or --predictions, exactly one")
+    if FLAGS.predictions:
+        sources = sorted(glob.glob(os.path.join(FLAGS.predictions, "fold*.csv")))
+        if not sources:
+            raise SystemExit(f"isbi2015_folds: no fold*.csv in {FLAGS.predictions} (run make isbi2015-fold K=0)")
+    else:
+        sources = [os.path.join(r, "errors.csv") for r in FLAGS.reports]
     all_errors, all_ids, names = [], [], None
-    for report in FLAGS.reports:
-        path = os.path.join(report, "errors.csv")
+    for path in sources:
+        report = path
         if not os.path.exists(path):
             raise SystemExit(f"isbi2015_folds: {path} not found (train and evaluate that fold first)")
         try:
-            ids, fold_names, errors = read_errors_csv(path)
+            ids, fold_names, errors = read_fold(path, from_predictions=bool(FLAGS.predictions))
         except LmkError as e:
             raise SystemExit(f"isbi2015_folds: {e}") from None
         if names is not None and fold_names != names:
@@ -49,10 +61,27 @@ def main(argv):
     pooled = summarize(np.concatenate(all_errors), names)
     print(f"pooled: {format_summary(pooled, per_landmark=True)}")
     o = pooled["overall"]
+    every = np.concatenate(all_errors)
     print(f"pooled_mre_mm={o['mre']:.3f} sdr2_pct={o['sdr'][2.0]:.1f} images={pooled['n_images']} "
-          f"folds={len(FLAGS.reports)}")
+          f"folds={len(sources)} over10mm={int((every > 10).sum())} max_mm={np.nanmax(every):.1f}")
+
+
+def read_fold(path, *, from_predictions):
+    """(image ids, landmark names, errors [images, L]) of one fold's file."""
+    import numpy as np
+
+    if not from_predictions:
+        return read_errors_csv(path)
+    from lmk_tf.evaluation.predictions import read_predictions_csv
+
+    p = read_predictions_csv(path)
+    ids = list(dict.fromkeys(p["image"]))
+    names = list(dict.fromkeys(p["landmark"]))
+    errors = np.full((len(ids), len(names)), np.nan)
+    for image, name, err in zip(p["image"], p["landmark"], p["error_mm"]):
+        errors[ids.index(image), names.index(name)] = err
+    return ids, names, errors
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("reports")
     app.run(main)

@@ -10,7 +10,6 @@ consumes them, and the peak memory of the process. The last line is
 `mre_mm=<value> sdr2_pct=<value> train_s=<seconds>`.
 """
 
-import dataclasses
 import math
 import os
 import resource
@@ -30,15 +29,11 @@ flags.DEFINE_integer("global_steps", None, "Global-stage steps (default: preset)
 flags.DEFINE_integer("local_steps", None, "Local-stage steps (default: preset).")
 flags.DEFINE_string("workdir", None, "Work directory (default build/bench_synthetic_<ndim>d).")
 flags.DEFINE_integer("seed", 0, "Seed of the model; data seeds are derived from it.")
-flags.DEFINE_integer("local_iterations", None, "Local refinements at inference (default 1 in 2D, 6 in 3D).")
+flags.DEFINE_integer("local_iterations", None, "Local refinements at inference (default: the preset's, "
+                     "1 in 2D, 6 in 3D).", lower_bound=1)
 FLAGS = flags.FLAGS
 
-# 3D runs the local stage six times: each pass re-centres the sub-image on the
-# last estimate, which recovers what the coarse 3 mm global stage misses. Chosen
-# on a validation set (seed 99), not on the held-out set: 3 -> 1.85 mm,
-# 4 -> 1.76 mm, 6 -> 1.70 mm.
-DEFAULTS = {2: dict(num_train=400, global_steps=1500, local_steps=2000, local_iterations=1),
-            3: dict(num_train=200, global_steps=1000, local_steps=800, local_iterations=6)}
+NUM_TRAIN = {2: 400, 3: 200}
 
 
 def peak_rss_mb():
@@ -64,62 +59,41 @@ def pipeline_speed(files, config, num_landmarks, num_images, batches=30):
 
 def main(argv):
     del argv
-    from lmk_tf.data.prepare import prepare_records, synthetic_samples
+    from lmk_tf import recipe
+    from lmk_tf.cli import quiet_logs
     from lmk_tf.data.sources import synthetic_source
     from lmk_tf.evaluation.metrics import format_summary
-    from lmk_tf.evaluation.report import evaluate
-    from lmk_tf.method.config import default_config
-    from lmk_tf.method.model_dir import Predictor, assemble
-    from lmk_tf.synthetic import landmark_names
-    from lmk_tf.training.trainer import stage_files, train_stage
+    from lmk_tf.method.presets import get_preset
+    from lmk_tf.training.trainer import stage_files
 
+    quiet_logs()  # the SavedModel writer's INFO lines would bury the figures
     ndim = int(FLAGS.ndim)
-    d = DEFAULTS[ndim]
-    num_train = FLAGS.num_train or d["num_train"]
+    num_train = FLAGS.num_train or NUM_TRAIN[ndim]
     work = FLAGS.workdir or os.path.join("build", f"bench_synthetic_{ndim}d")
     shutil.rmtree(work, ignore_errors=True)
-    data, model = os.path.join(work, "data"), os.path.join(work, "model")
-    names = landmark_names(ndim)
-    configs = {
-        "global": dataclasses.replace(default_config("global", ndim), steps=FLAGS.global_steps or d["global_steps"],
-                                      seed=FLAGS.seed),
-        "local": dataclasses.replace(default_config("local", ndim), steps=FLAGS.local_steps or d["local_steps"],
-                                     seed=FLAGS.seed),
-    }
-    steps_per_epoch = {2: 100, 3: 50}[ndim]
-    for c in configs.values():
-        c.steps_per_epoch = min(steps_per_epoch, c.steps)
+    preset = (get_preset("synthetic", ndim).with_steps(FLAGS.global_steps, FLAGS.local_steps)
+              .with_stages(seed=FLAGS.seed).with_inference(local_iterations=FLAGS.local_iterations))
 
-    t0 = time.time()
-    print(f"== generating and preparing {num_train} training images ({ndim}D)", flush=True)
-    prepare_records(synthetic_samples(ndim, num_train, 1000 + FLAGS.seed), data, split="train",
-                    landmark_names=names, global_spacing=configs["global"].spacing,
-                    local_spacing=configs["local"].spacing)
-    prep_s = time.time() - t0
+    print(f"== generating {num_train} training images and {FLAGS.num_test} held-out ones ({ndim}D)", flush=True)
+    samples, names = synthetic_source(ndim, num_train, 1000 + FLAGS.seed)
+    held_out, _ = synthetic_source(ndim, FLAGS.num_test, 5000 + FLAGS.seed)
+    result = recipe.run(preset, work, samples, names, evaluate_on=held_out,
+                        report_dir=os.path.join(work, "eval"), overlays=3)
 
-    train_s, step_s, pipe_s = 0.0, {}, {}
-    for stage in ("global", "local"):
-        config = configs[stage]
-        pipe_s[stage] = pipeline_speed(stage_files(data, stage), config, len(names), num_train)
-        t = time.time()
-        train_stage(config, data, model, verbose=0)
-        elapsed = time.time() - t
-        train_s += elapsed
-        step_s[stage] = elapsed / config.steps
-        print(f"   {stage}: {elapsed:.0f}s, {step_s[stage] * 1000:.0f} ms/step; input pipeline "
-              f"{pipe_s[stage] * 1000:.1f} ms/batch ({step_s[stage] / pipe_s[stage]:.1f}x faster than "
-              f"training consumes)", flush=True)
-
-    print(f"== evaluating on {FLAGS.num_test} held-out images", flush=True)
-    samples, _ = synthetic_source(ndim, FLAGS.num_test, 5000 + FLAGS.seed)
-    iterations = FLAGS.local_iterations or d["local_iterations"]
-    predictor = Predictor(assemble(model, local_iterations=iterations))
-    summary = evaluate(predictor, samples, names, os.path.join(work, "eval"), overlays=3, log=None)
+    for config in preset.stages:
+        pipe_s = pipeline_speed(stage_files(result.data_dir, config.stage), config, len(names), num_train)
+        step_s = result.train_seconds[config.stage] / config.steps
+        print(f"   {config.stage}: {result.train_seconds[config.stage]:.0f}s, {step_s * 1000:.0f} ms/step; "
+              f"input pipeline {pipe_s * 1000:.1f} ms/batch ({step_s / pipe_s:.1f}x faster than training "
+              f"consumes)", flush=True)
+    summary = result.summary
     print(format_summary(summary, per_landmark=True))
     overall = summary["overall"]
-    print(f"data preparation {prep_s:.0f}s; inference {summary['seconds_per_image'] * 1000:.0f} ms/image; "
+    print(f"data preparation {result.prepare_seconds:.0f}s; inference {summary['seconds_per_image'] * 1000:.0f} "
+          f"ms/image (the exported SavedModel, local stage x{preset.inference.local_iterations}); "
           f"peak RSS {peak_rss_mb():.0f} MB; report in {work}/eval")
-    print(f"mre_mm={overall['mre']:.3f} sdr2_pct={overall['sdr'][2.0]:.1f} train_s={train_s:.0f}")
+    print(f"mre_mm={overall['mre']:.3f} sdr2_pct={overall['sdr'][2.0]:.1f} "
+          f"train_s={sum(result.train_seconds.values()):.0f}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""What every console command shares: quiet TensorFlow logs and one-line errors.
+"""What every console command shares: its --help, quiet TensorFlow logs, one-line errors.
 
 Commands are absl apps. A user's mistake (bad file, bad flag value) must end as
 one line on stderr naming the problem and exit code 2, never a traceback, so
-each entry point runs its `main` through `run_app`.
+each entry point runs its `main` through `run_app`. `run_app` also gives the
+command its --help: the command module's docstring and its own flags, where
+absl's would list only the flags of `__main__` (nothing, for a console script)
+and point at --helpfull's hundreds of TensorFlow flags.
 """
 
 import os
@@ -64,8 +67,76 @@ def quiet_logs() -> None:
         logging.set_verbosity(logging.WARNING)
 
 
-def run_app(main) -> None:
-    """Run an absl `main(argv)`, turning package errors into one stderr line."""
+REQUIRED = " Required."
+
+
+def command_help(module) -> str:
+    """--help of the command `module`: its docstring, then its own flags.
+
+    A command's own flags are absl's key flags of its module: those it defines
+    and those it adopts (`flags.adopt_module_key_flags(source_flags)`).
+    """
+    doc = (module.__doc__ or "").strip("\n")
+    # module_help starts with a "<module name>:" line (a file path under
+    # `python -m`), which says nothing to the user.
+    own = flags.FLAGS.module_help(module).lstrip("\n").partition("\n")[2]
+    return (f"{doc}\n\nflags:\n{own}\n\n"
+            "Try --helpfull to get a list of all flags (TensorFlow's and absl's too).\n")
+
+
+class _HelpFlag(flags.BooleanFlag):
+    """--help/-h (and absl's alias --helpshort): print `command_help` and exit 0."""
+
+    def __init__(self, name, short_name, module):
+        super().__init__(name, False, "show this command's description and its own flags",
+                         short_name=short_name, allow_hide_cpp=True)
+        self.module = module
+
+    def parse(self, argument):
+        super().parse(argument)
+        if not self.value:
+            return
+        try:
+            sys.stdout.write(command_help(self.module))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # `lmk-train --help | head`: no traceback, and none at exit when
+            # Python flushes stdout again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+def _define_help_flags(module) -> None:
+    """absl's help flags, with --help/-h/--helpshort describing `module`."""
+    app.define_help_flags()  # idempotent; --helpfull and --helpxml stay absl's
+    for name in ("help", "?", "helpshort"):
+        if name in flags.FLAGS and not isinstance(flags.FLAGS[name], _HelpFlag):
+            delattr(flags.FLAGS, name)
+    if "help" not in flags.FLAGS:
+        flags.DEFINE_flag(_HelpFlag("help", "h", module))
+        flags.DEFINE_flag(_HelpFlag("helpshort", None, module))
+
+
+def run_app(main, *, required=()) -> None:
+    """Run an absl `main(argv)` as a command.
+
+    Args:
+      main: the command's `main(argv)`. Its module is the command: --help
+        prints that module's docstring (first line: what the command does,
+        then usage examples) and the module's own flags.
+      required: names of flags that must be given; --help says so and still
+        works without them.
+
+    Package errors (LmkError, missing or unreadable files) end as one stderr
+    line and exit code 2.
+    """
+    module = sys.modules[main.__module__]
+    for name in required:
+        flags.mark_flag_as_required(name)
+        flag = flags.FLAGS[name]
+        if not flag.help.endswith(REQUIRED):
+            flag.help += REQUIRED
+    _define_help_flags(module)
 
     def guarded(argv):
         quiet_logs()

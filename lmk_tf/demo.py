@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -82,39 +81,26 @@ def main(argv):
 
     quiet_logs()
 
-    from lmk_tf.data.prepare import mark_outside_missing, prepare_records, synthetic_samples
-    from lmk_tf.export.savedmodel import export
+    from lmk_tf import recipe
+    from lmk_tf.data.prepare import mark_outside_missing
+    from lmk_tf.data.sources import synthetic_source
     from lmk_tf.io import write_image
-    from lmk_tf.method.config import default_config
+    from lmk_tf.method.presets import get_preset
     from lmk_tf.overlay import draw_landmarks
     from lmk_tf.synthetic import landmark_names, make_sample, sample_seed
-    from lmk_tf.training.trainer import train_stage
 
     t_start = time.time()
     work = os.path.abspath(FLAGS.workdir)
-    data, model_dir = os.path.join(work, "data"), os.path.join(work, "model")
     names = landmark_names(2)
-    g = dataclasses.replace(default_config("global", 2), steps=FLAGS.global_steps, steps_per_epoch=100)
-    loc = dataclasses.replace(default_config("local", 2), steps=FLAGS.local_steps, steps_per_epoch=100)
+    preset = get_preset("synthetic", 2).with_steps(FLAGS.global_steps, FLAGS.local_steps)
+    g, loc = preset.stages
 
-    banner(f"1/6 synthesising {FLAGS.num_train} training images (256 x 256 px, 1 mm, {len(names)} landmarks)")
-    if not os.path.exists(os.path.join(data, "dataset.json")):
-        prepare_records(synthetic_samples(2, FLAGS.num_train, seed=1), data, split="train",
-                        landmark_names=names, global_spacing=g.spacing, local_spacing=loc.spacing)
-    print(f"   TFRecords in {data}")
-
-    banner(f"2/6 training the global stage ({g.steps} steps) and the local stage ({loc.steps} steps)")
-    for config in (g, loc):
-        if os.path.exists(os.path.join(model_dir, config.stage, "model.keras")):
-            print(f"   {config.stage} stage already trained in {model_dir}; reusing it")
-            continue
-        t = time.time()
-        train_stage(config, data, model_dir, verbose=0)
-        print(f"   {config.stage} stage trained in {time.time() - t:.0f}s")
-
-    banner("3/6 exporting one SavedModel (global + local stages, preprocessing, aggregation)")
-    version_dir = export(model_dir, os.path.join(FLAGS.saved_models, MODEL))
-    print(f"   {version_dir}")
+    banner(f"1-3/6 synthesising {FLAGS.num_train} training images (256 x 256 px, 1 mm, {len(names)} landmarks), "
+           f"training the global ({g.steps} steps) and local ({loc.steps} steps) stages, exporting one SavedModel")
+    samples, _ = synthetic_source(2, FLAGS.num_train, 1)
+    result = recipe.run(preset, work, samples, names, export_to=os.path.join(FLAGS.saved_models, MODEL),
+                        log=lambda line: print(f"   {line}", flush=True))
+    version_dir = result.saved_model
 
     test_dir = os.path.join(work, "test_images")
     os.makedirs(test_dir, exist_ok=True)

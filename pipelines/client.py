@@ -14,22 +14,27 @@ from absl import flags
 
 from lmk_tf import cli
 from lmk_tf.errors import ConfigError
+from lmk_tf.export.contract import MAX_REQUEST_MB
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("server", "localhost:8500", "gRPC address HOST:PORT of the server.")
-flags.DEFINE_string("model", None, "Served model name.")
+flags.DEFINE_string("model", None, "Served model name. Required.")
 flags.DEFINE_integer("version", None, "Model version; default the latest served.", lower_bound=1)
-flags.DEFINE_enum("format", "json", ["json", "csv"], "Output format.")
+flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
+                  "row per image and landmark.")
 flags.DEFINE_list("spacing", None,
-                  "mm per pixel, array-axis order (row,col[,slice first in 3D]); needed for "
-                  "PNG/JPEG/BMP, overrides the file's otherwise.")
-flags.DEFINE_float("timeout", 30.0, "Seconds allowed for each call.", lower_bound=0.001)
+                  "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
+                  "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
+                  "files that state none.")
+flags.DEFINE_float("timeout", 30.0, "Seconds each gRPC call may take (its deadline).",
+                   lower_bound=0.001)
 flags.DEFINE_string("ssl_ca_file", None,
                     "PEM certificate(s) to trust: talk TLS to a server started with "
                     "--ssl_cert_file (its certificate, or the CA that signed it).")
-flags.DEFINE_integer("max_message_mb", 512, "Largest message the channel sends/receives (MiB).",
-                     lower_bound=1)
+flags.DEFINE_integer("max_message_mb", MAX_REQUEST_MB,
+                     "Largest message the channel sends or receives, MiB (as the server's "
+                     "--max_request_mb).", lower_bound=1)
 
 
 def main(argv):

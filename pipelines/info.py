@@ -1,10 +1,12 @@
 """lmk-info: print an image's geometry and type.
 
-    lmk-info PATH [--json] [--spacing=0.1] [--series_uid=UID] [--allow_uneven_slices]
+  lmk-info scan.nii.gz
+  lmk-info dicom_series/ --json
+  lmk-info ceph.bmp --spacing=0.1
 
-PATH is a DICOM file or series directory, NIfTI, MetaImage, NRRD or picture.
-The logic lives in `lmk_tf.io` (`read_image`, `describe`); this file only
-parses flags.
+PATH is a DICOM file or series directory, NIfTI, MetaImage, NRRD or picture
+(PNG/JPEG/BMP/TIFF). Prints shape, spacing, origin, direction, stored type,
+value range, modality and, for DICOM, the geometry tags used.
 """
 
 import json
@@ -17,17 +19,21 @@ from absl import flags
 from lmk_tf.cli import run_app
 from lmk_tf.errors import ConfigError
 
+# The logic lives in `lmk_tf.io` (`read_image`, `describe`); this file only parses flags.
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("json", False, "Print one JSON object instead of aligned text.")
 flags.DEFINE_list(
     "spacing",
     None,
     "mm per pixel/voxel: one number, or one per array axis (row,col or slice,row,col). "
-    "Overrides the file's spacing; needed for PNG/JPEG/BMP/TIFF.",
+    "Overrides the file's spacing; files that state none show 1.0 mm (with a warning).",
 )
 flags.DEFINE_string("series_uid", None, "SeriesInstanceUID to read when a directory holds several.")
 flags.DEFINE_bool(
-    "allow_uneven_slices", False, "Read DICOM series with uneven slice steps (mean spacing)."
+    "allow_uneven_slices",
+    False,
+    "Read a DICOM series (or multi-frame file) whose slice steps differ by more than 1% "
+    "(at their mean, with a warning) instead of refusing it.",
 )
 
 

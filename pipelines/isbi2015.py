@@ -2,6 +2,7 @@
 
   make isbi2015 DATA=../shared/data/isbi2015            # all 150 images -> saved_models/isbi2015_ceph/<v>/
   make isbi2015-cv DATA=../shared/data/isbi2015         # fold 0 of 5 held out -> docs/isbi2015/
+  python -m pipelines.isbi2015 --data=DIR --fold=0      # what the make targets run
 
 Ground truth is the mean of the two doctors (--combine=first: senior only).
 Images are 0.1 mm JPEGs without spacing tags, so --spacing defaults to 0.1.
@@ -18,11 +19,10 @@ from absl import flags
 from lmk_tf import cli
 
 cli.import_tensorflow_quietly()
+from lmk_tf import recipe  # noqa: E402
 from lmk_tf.data import sources  # noqa: E402
-from lmk_tf.data.prepare import prepare_records  # noqa: E402
 from lmk_tf.errors import ConfigError  # noqa: E402
-from lmk_tf.method.config import StageConfig, default_config  # noqa: E402
-from lmk_tf.training.trainer import train_stage  # noqa: E402
+from lmk_tf.method.presets import get_preset  # noqa: E402
 
 flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
 flags.DEFINE_string("workdir", "build/isbi2015", "Scratch directory for shards and checkpoints.")
@@ -33,12 +33,22 @@ flags.DEFINE_enum("combine", "mean", ["mean", "first"], "Truth: mean of both doc
 flags.DEFINE_float("spacing", 0.1, "mm per pixel of the images.")
 flags.DEFINE_integer("global_steps", None, "Global-stage steps (default: the ceph preset's).")
 flags.DEFINE_integer("local_steps", None, "Local-stage steps (default: the ceph preset's).")
-flags.DEFINE_float("presence_threshold", 0.0,
-                   "Global confidence below which a landmark is reported absent. Every ISBI cephalogram "
-                   "shows all 19 landmarks, so by default each is always reported (with its confidence).")
+flags.DEFINE_float("presence_threshold", None,
+                   "Global confidence (summed cell probabilities, capped at 1) below which a landmark "
+                   "is reported absent (default: the ceph preset's, 0: every ISBI cephalogram shows "
+                   "all 19 landmarks, so each is always reported, with its confidence).")
 flags.DEFINE_integer("version", None, "Version to export as (default: one above the newest in --export_base).")
 flags.DEFINE_string("export_base", "saved_models/isbi2015_ceph", "Where fold -1 exports to.")
 flags.DEFINE_string("report", "docs/isbi2015", "Where a held-out fold's report goes.")
+flags.DEFINE_string("fold_models", "saved_models/isbi2015_kfold",
+                    "Where a held-out fold's model is exported (<fold_models>/fold<k>/1/), for the robustness "
+                    "benchmark and for re-running its predictions.")
+flags.DEFINE_string("predictions", "docs/isbi2015/kfold",
+                    "Where a held-out fold's predictions with their uncertainty signals go (fold<k>.csv, small "
+                    "enough to commit; the pooled figures and the calibration read them).")
+flags.DEFINE_string("calibration", "docs/isbi2015/calibration.json",
+                    "Fold -1: the uncertainty calibration (benchmarks/isbi2015_calibrate.py --output) the exported "
+                    "model carries; a missing file exports the uncalibrated default, with a warning.")
 FLAGS = flags.FLAGS
 
 
@@ -51,85 +61,84 @@ def main(argv):
         spacing=FLAGS.spacing, combine=FLAGS.combine)
     train, held_out = sources.split(samples, fold=FLAGS.fold, num_folds=FLAGS.num_folds, seed=FLAGS.split_seed)
     tag = "all" if FLAGS.fold < 0 else f"fold{FLAGS.fold}"
-    work = os.path.join(FLAGS.workdir, tag)
-    data, model_dir = os.path.join(work, "data"), os.path.join(work, "model")
-    g = default_config("global", 2, "ceph")
-    loc = default_config("local", 2, "ceph")
-    if FLAGS.global_steps:
-        g = dataclasses.replace(g, steps=FLAGS.global_steps)
-    if FLAGS.local_steps:
-        loc = dataclasses.replace(loc, steps=FLAGS.local_steps)
-
-    if not os.path.exists(os.path.join(data, "dataset.json")):
-        print(f"== preparing {len(train)} training images ({tag})", flush=True)
-        prepare_records(((s.image_id, s.load(), s.points) for s in train), data, split="train",
-                        landmark_names=names, global_spacing=g.spacing, local_spacing=loc.spacing)
-    check_prepared(data, g, loc)
-    for config in (g, loc):
-        if already_trained(config, os.path.join(model_dir, config.stage)):
-            print(f"== {config.stage} stage already trained in {model_dir}", flush=True)
-            continue
-        print(f"== training the {config.stage} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)",
-              flush=True)
-        train_stage(config, data, model_dir)
-    print(f"== training finished after {time.time() - t0:.0f}s", flush=True)
-
-    if FLAGS.fold < 0:
-        from lmk_tf.export.savedmodel import export
-
-        path = export(model_dir, FLAGS.export_base, version=FLAGS.version,
-                      presence_threshold=FLAGS.presence_threshold,
-                      warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1],
-                      extra_info={"training_data": "ISBI 2015 challenge training set (150 images), "
-                                  "research use only; cite Wang et al., Medical Image Analysis 31, 2016",
-                                  "ground_truth": FLAGS.combine})
-        print(f"exported: {path}")
+    preset = (get_preset("ceph", 2).with_steps(FLAGS.global_steps, FLAGS.local_steps)
+              .with_inference(presence_threshold=FLAGS.presence_threshold))
+    exporting = FLAGS.fold < 0
+    fold_export = None if exporting else fold_model_dir(preset)
+    extra = {"training_data": "ISBI 2015 challenge training set (150 images), research use only; cite Wang "
+             "et al., Medical Image Analysis 31, 2016", "ground_truth": FLAGS.combine}
+    if not exporting:
+        extra["held_out_fold"] = f"{FLAGS.fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"
+    result = recipe.run(
+        preset, os.path.join(FLAGS.workdir, tag), train, names,
+        source={"combine": FLAGS.combine, "spacing": FLAGS.spacing},
+        export_to=FLAGS.export_base if exporting else fold_export,
+        export_options=dict(version=FLAGS.version if exporting else 1, warmup_shape=(480, 388),
+                            warmup_spacing=[0.1, 0.1], extra_info=extra,
+                            calibration=read_calibration(names) if exporting else None),
+        evaluate_on=None if exporting or fold_export is None else held_out, report_dir=FLAGS.report, overlays=3)
+    if not exporting and fold_export is None:
+        result.saved_model = os.path.join(FLAGS.fold_models, f"fold{FLAGS.fold}", "1")
+        result.summary = recipe.evaluate_saved_model(result.saved_model, held_out, names, FLAGS.report, overlays=3)
+    if exporting:
+        print(f"exported: {result.saved_model}")
         return
+    write_fold_predictions(result.saved_model, held_out, names)
     from lmk_tf.evaluation.metrics import format_summary
-    from lmk_tf.evaluation.report import evaluate
-    from lmk_tf.method.model_dir import Predictor, assemble
 
-    print(f"== evaluating {len(held_out)} held-out images -> {FLAGS.report}", flush=True)
-    predictor = Predictor(assemble(model_dir, presence_threshold=FLAGS.presence_threshold))
-    summary = evaluate(predictor, held_out, names, FLAGS.report, overlays=3)
+    summary = result.summary
     print(format_summary(summary, per_landmark=True))
     if "second_annotator" in summary:
         print("inter-doctor (junior vs senior): " + format_summary(summary["second_annotator"]))
-    write_report_page(summary, len(train), len(held_out), model_dir, g, loc)
+    write_report_page(summary, len(train), len(held_out), result.model_dir, preset)
     print(f"total {time.time() - t0:.0f}s", file=sys.stdout)
 
 
-def check_prepared(data, g, loc):
-    """Shards prepared at other spacings than the recipe's would train silently wrong stages."""
-    with open(os.path.join(data, "dataset.json")) as f:
-        info = json.load(f)
-    for key, want in (("global_spacing", g.spacing), ("local_spacing", loc.spacing)):
-        if info.get(key) != want:
-            raise ConfigError(f"{data} was prepared with {key}={info.get(key)} but the recipe uses {want}; "
-                              f"delete {data} or give another --workdir")
+def fold_model_dir(preset):
+    """<fold_models>/fold<k>; None when its version 1 already holds this recipe's model (then reused)."""
+    from lmk_tf.export.contract import read_model_info
+
+    base = os.path.join(FLAGS.fold_models, f"fold{FLAGS.fold}")
+    version = os.path.join(base, "1")
+    if not os.path.isdir(version):
+        return base
+    info = read_model_info(version)
+    for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
+        if info.get(f"{stage}_config") != dataclasses.asdict(config):
+            raise ConfigError(f"{version} holds a fold model with other {stage} settings than the recipe's; "
+                              "delete it or give another --fold_models")
+    print(f"== fold {FLAGS.fold}'s model already exported: {version}", flush=True)
+    return None
 
 
-def already_trained(config, stage_dir) -> bool:
-    """True when the stage exists with exactly these settings; an error when it has others.
-
-    Reusing a stage trained by an older recipe would report figures the
-    current recipe never produced.
-    """
-    if not os.path.exists(os.path.join(stage_dir, "model.keras")):
-        return False
-    saved = StageConfig.load(stage_dir)
-    if saved != config:
-        changed = [f"{k}: {getattr(saved, k)!r} -> {getattr(config, k)!r}"
-                   for k in (f.name for f in dataclasses.fields(config)) if getattr(saved, k) != getattr(config, k)]
-        raise ConfigError(f"{stage_dir} was trained with other settings ({'; '.join(changed)}); "
-                          f"delete it or give another --workdir")
-    return True
+def read_calibration(names):
+    path = FLAGS.calibration
+    if not path or not os.path.exists(path):
+        print(f"warning: {path} not found; the model's expected_error_mm and radius90_mm are uncalibrated "
+              "(run the k-fold recipe and benchmarks/isbi2015_calibrate.py first)", file=sys.stderr)
+        return None
+    with open(path) as f:
+        calibration = json.load(f)
+    if calibration.get("landmark_names") != list(names):
+        raise ConfigError(f"{path}: calibrated for other landmarks than the data's")
+    return {k: v for k, v in calibration.items() if k != "landmark_names"}
 
 
-def presence_line():
-    if FLAGS.presence_threshold <= 0:
+def write_fold_predictions(saved_model, held_out, names):
+    """<predictions>/fold<k>.csv: each held-out landmark with its error and uncertainty signals."""
+    from lmk_tf.evaluation.predictions import predict_held_out, write_predictions_csv
+    from lmk_tf.serving.local import LocalModel
+
+    model = LocalModel(saved_model)
+    rows = predict_held_out(model, held_out, names, log=sys.stdout)
+    path = write_predictions_csv(os.path.join(FLAGS.predictions, f"fold{FLAGS.fold}.csv"), rows)
+    print(f"held-out predictions: {path}")
+
+
+def presence_line(threshold):
+    if threshold <= 0:
         return "- every landmark is reported (presence threshold 0), so every one counts in the MRE and SDR"
-    return (f"- landmarks with a global confidence under {FLAGS.presence_threshold:g} are reported absent"
+    return (f"- landmarks with a global confidence under {threshold:g} are reported absent"
             f" and count as missed (excluded from the MRE, failures in the SDR)")
 
 
@@ -144,9 +153,9 @@ def training_minutes(model_dir):
     return " + ".join(parts) or "not recorded"
 
 
-def write_report_page(summary, num_train, num_held_out, model_dir, g, loc):
+def write_report_page(summary, num_train, num_held_out, model_dir, preset):
     """docs/isbi2015.md: the held-out figures with the command that made them."""
-    o = summary["overall"]
+    o, g, loc = summary["overall"], preset.global_config, preset.local_config
     sdr = " / ".join(f"{o['sdr'][t]:.1f}%" for t in summary["thresholds"])
     second = summary.get("second_annotator", {}).get("overall")
     with open(os.path.join(FLAGS.report, "summary.md")) as f:
@@ -163,7 +172,7 @@ def write_report_page(summary, num_train, num_held_out, model_dir, g, loc):
         f" {num_train} to train, {num_held_out} held out; truth = {FLAGS.combine} of the two doctors",
         f"- global stage: {g.spacing} mm, {g.steps} steps, batch {g.batch_size}; local stage: {loc.spacing} mm,"
         f" {loc.patch_size} px sub-images, {loc.steps} steps, batch {loc.batch_size}",
-        presence_line(),
+        presence_line(preset.inference.presence_threshold),
         f"- training time on this CPU: {training_minutes(model_dir)};"
         f" inference {summary['seconds_per_image'] * 1000:.0f} ms per image in-process",
         "",
@@ -193,8 +202,7 @@ def write_report_page(summary, num_train, num_held_out, model_dir, g, loc):
 
 
 def run():
-    flags.mark_flag_as_required("data")
-    cli.run_app(main)
+    cli.run_app(main, required=["data"])
 
 
 if __name__ == "__main__":

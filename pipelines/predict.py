@@ -18,10 +18,14 @@ from lmk_tf.errors import ConfigError
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model", None, "SavedModel version directory or base directory.")
-flags.DEFINE_enum("format", "json", ["json", "csv"], "Output format.")
+flags.DEFINE_string("model", None, "SavedModel version directory, or a base directory "
+                    "(its highest version). Required.")
+flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
+                  "row per image and landmark.")
 flags.DEFINE_list("spacing", None,
-                  "mm per pixel, array-axis order; needed for PNG/JPEG/BMP, overrides the file's.")
+                  "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
+                  "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
+                  "files that state none.")
 flags.DEFINE_string("overlay", None,
                     "Picture of the landmarks: a .png path (one image) or a directory "
                     "(one <name>.png per image).")

@@ -1,29 +1,36 @@
-"""lmk-prepare: images + landmarks -> TFRecord shards for both training stages.
+r"""lmk-prepare: images + landmarks -> TFRecord shards for both training stages.
 
   lmk-prepare --synthetic=300 --ndim=2 --output=build/data
   lmk-prepare --images=DIR --landmarks=senior.csv,junior.csv --spacing=0.1 \
       --global_spacing=1.0 --local_spacing=0.25 --fold=0 --output=build/isbi
+
+Each image is resampled once to the global and once to the local spacing.
+With --fold, that fold's images go to val-* shards and the rest to train-*;
+<output>/dataset.json records the landmark names and both spacings.
 """
 
 from absl import flags
 
 from lmk_tf import cli
+from lmk_tf.method.presets import default_config
+from pipelines import source_flags
 
-cli.import_tensorflow_quietly()
-from lmk_tf.data.prepare import prepare_records  # noqa: E402
-from lmk_tf.method.config import default_config  # noqa: E402
-from pipelines import source_flags  # noqa: E402
-
+flags.adopt_module_key_flags(source_flags)
 flags.DEFINE_string("output", None, "Directory for the shards and dataset.json.")
-flags.DEFINE_float("global_spacing", None, "mm per pixel of the global stage (default: preset's).")
-flags.DEFINE_float("local_spacing", None, "mm per pixel of the local stage (default: preset's).")
-flags.DEFINE_enum("preset", "synthetic", ["synthetic", "ceph"], "Default spacings to use.")
+flags.DEFINE_float("global_spacing", None, "mm per pixel of the global stage (default: --preset's).")
+flags.DEFINE_float("local_spacing", None, "mm per pixel of the local stage (default: --preset's).")
+flags.DEFINE_enum("preset", "synthetic", ["synthetic", "ceph"],
+                  "Default stage spacings: lmk-train's settings for generated images or for "
+                  "cephalograms.")
 flags.DEFINE_integer("num_shards", 4, "Shards per split and stage.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    cli.import_tensorflow_quietly()
+    from lmk_tf.data.prepare import prepare_records
+
     samples, names = source_flags.load_source()
     train, held_out = source_flags.split_source(samples)
     ndim = samples[0].load().ndim
@@ -41,8 +48,7 @@ def main(argv):
 
 
 def run():
-    flags.mark_flag_as_required("output")
-    cli.run_app(main)
+    cli.run_app(main, required=["output"])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from absl import flags
 
 from lmk_tf import cli
 from lmk_tf.errors import ConfigError
+from lmk_tf.export.contract import MAX_REQUEST_MB
 
 FLAGS = flags.FLAGS
 
@@ -36,12 +37,15 @@ flags.DEFINE_float("file_system_poll_wait_seconds", 1.0,
                    lower_bound=0)
 flags.DEFINE_string("model_name", "default", "Model name when serving one --model_base_path.")
 flags.DEFINE_string("model_base_path", None, "Directory with integer version subdirectories.")
-flags.DEFINE_integer("grpc_max_threads", 16, "Requests answered concurrently.", lower_bound=1)
-flags.DEFINE_integer("max_request_mb", 512, "Largest request/response message in MiB.",
+flags.DEFINE_integer("grpc_max_threads", 16, "Threads answering gRPC requests concurrently.",
                      lower_bound=1)
+flags.DEFINE_integer("max_request_mb", MAX_REQUEST_MB,
+                     "Largest gRPC message (request or response) and REST request body, "
+                     "MiB; bigger ones are refused.", lower_bound=1)
 flags.DEFINE_integer("max_image_elements", 64 * 2**20,
                      "Most pixels/voxels in one input tensor; larger requests are refused "
-                     "from their header, before the pixels are decoded.", lower_bound=1)
+                     "(over gRPC from the tensor's shape, before its pixels are decoded).",
+                     lower_bound=1)
 flags.DEFINE_integer("max_concurrent_requests", 64,
                      "Requests running or queued at once; more get RESOURCE_EXHAUSTED (gRPC) or "
                      "503 (REST) instead of piling up in memory. 0 = no limit.", lower_bound=0)

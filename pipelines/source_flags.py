@@ -1,4 +1,8 @@
-"""Flags that pick the images a command works on (shared by prepare and evaluate)."""
+"""Flags that pick the images a command works on (shared by prepare and evaluate).
+
+A command that uses them calls `flags.adopt_module_key_flags(source_flags)`, so
+its --help lists them as its own.
+"""
 
 from absl import flags
 
@@ -10,13 +14,15 @@ flags.DEFINE_integer("synthetic", None, "Use N generated synthetic images instea
 flags.DEFINE_enum("ndim", "2", ["2", "3"], "Dimensionality of synthetic images.")
 flags.DEFINE_integer("seed", 0, "Seed of synthetic images and of the fold split.")
 flags.DEFINE_string("images", None, "Directory of the image files named in --landmarks.")
-flags.DEFINE_list("landmarks", None, "Landmark table(s) (ISBI CSV: image,<name>_x,<name>_y,...), "
-                  "one per annotator; several are averaged (see --combine).")
+flags.DEFINE_list("landmarks", None, "Landmark table(s), one per annotator: CSV with header "
+                  "image,<name>_x,<name>_y,... in pixels (x the column); several are combined "
+                  "by --combine.")
 flags.DEFINE_enum("combine", "mean", ["mean", "first"], "Ground truth from several annotators: "
                   "their mean, or the first file only (e.g. the senior doctor).")
-flags.DEFINE_float("spacing", None, "mm per pixel for files that do not carry it "
-                   "(PNG/JPEG; ISBI 2015 cephalograms: 0.1).")
-flags.DEFINE_integer("fold", -1, "Held-out fold of a seeded K-fold split (-1: use all images).")
+flags.DEFINE_float("spacing", None, "mm per pixel of every image, overriding the files' own; "
+                   "needed for PNG/JPEG/BMP (ISBI 2015 cephalograms: 0.1).")
+flags.DEFINE_integer("fold", -1, "Held-out fold of a K-fold split seeded by --seed "
+                     "(-1: no split, all images).")
 flags.DEFINE_integer("num_folds", 5, "K of the K-fold split.", lower_bound=2)
 
 FLAGS = flags.FLAGS

@@ -14,26 +14,44 @@ import dataclasses
 from absl import flags
 
 from lmk_tf import cli
+from lmk_tf.method.config import LOCAL_MODES, STAGES
+from lmk_tf.method.presets import get_preset
 
-cli.import_tensorflow_quietly()
-from lmk_tf.method.config import STAGES, default_config  # noqa: E402
-from lmk_tf.training.trainer import STRATEGIES, load_dataset_info, train_stage  # noqa: E402
+# lmk_tf.training.trainer.STRATEGIES, spelled out so that --help needs no
+# TensorFlow; tests/pipelines/test_help.py checks that the two agree.
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 flags.DEFINE_enum("stage", None, list(STAGES), "Which stage to train.")
-flags.DEFINE_string("data", None, "Directory written by lmk-prepare.")
-flags.DEFINE_string("model_dir", None, "Where the stage's checkpoints, logs and model go.")
-flags.DEFINE_enum("preset", "synthetic", ["synthetic", "ceph"], "Default settings to start from.")
+flags.DEFINE_string("data", None, "Directory written by lmk-prepare (its train-* shards are used).")
+flags.DEFINE_string("model_dir", None, "Where the stage's checkpoints, logs and model go "
+                    "(<model_dir>/<stage>/).")
+flags.DEFINE_enum("preset", "synthetic", ["synthetic", "ceph"],
+                  "Default settings to start from: for the generated images or for cephalograms.")
 flags.DEFINE_integer("steps", None, "Training steps (default: preset's).", lower_bound=1)
-flags.DEFINE_integer("batch_size", None, "Images per step (default: preset's).", lower_bound=1)
-flags.DEFINE_float("learning_rate", None, "Initial learning rate (cosine decay).", lower_bound=0.0)
-flags.DEFINE_float("alpha", None, "Weight of the classification loss (paper: 20 ceph, 8 CT, 2 MR).")
-flags.DEFINE_integer("patch_size", None, "Global: training patch; local: sub-image size (pixels).")
-flags.DEFINE_enum("displacement_encoding", None, ["cells", "log"], "Regression target encoding.")
-flags.DEFINE_enum("local_mode", None, ["shared", "specialised"], "Local nets: one shared trunk or one per landmark.")
-flags.DEFINE_float("local_offset_mm", None, "Max offset of local training crops from the landmark.")
-flags.DEFINE_integer("seed", None, "Seed of initialisation and the input pipeline.")
-flags.DEFINE_integer("steps_per_epoch", None, "Steps between checkpoints and progress lines.", lower_bound=1)
-flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_integer("batch_size", None, "Images per step; a local-stage image gives one "
+                     "sub-image per landmark (default: preset's).", lower_bound=1)
+flags.DEFINE_float("learning_rate", None, "Adam (amsgrad) learning rate of the first step, "
+                   "cosine-decayed to 5% of it over --steps (default: preset's).", lower_bound=0.0)
+flags.DEFINE_float("alpha", None, "Weight of the classification loss beside the displacement "
+                   "loss (default: preset's; paper: 20 ceph, 8 CT, 2 MR).")
+flags.DEFINE_integer("patch_size", None, "Pixels per axis, a multiple of the network's stride. "
+                     "Global: the training patch (serving sees the whole image); local: the "
+                     "sub-image (default: preset's).")
+flags.DEFINE_enum("displacement_encoding", None, ["cells", "log"],
+                  "Regression target: displacement / stride (cells) or sign(d)*log10(|d|+1) as "
+                  "in the authors' code (log) (default: preset's).")
+flags.DEFINE_enum("local_mode", None, list(LOCAL_MODES),
+                  "Local stage: one trunk shared by all landmarks, each with its own head, or "
+                  "one network per landmark as in the paper (default: preset's).")
+flags.DEFINE_float("local_offset_mm", None, "Local training crops are centred up to this many mm "
+                   "(per axis) from the true landmark; about the global stage's error or more "
+                   "(default: preset's).")
+flags.DEFINE_integer("seed", None, "Seed of initialisation and the input pipeline (default: 0).")
+flags.DEFINE_integer("steps_per_epoch", None, "Steps between checkpoints and progress lines; "
+                     "--steps is rounded up to whole epochs (default: preset's).", lower_bound=1)
+flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
+                  "tf.distribute strategy: one device, MirroredStrategy (this machine's GPUs) or "
+                  "MultiWorkerMirroredStrategy (needs TF_CONFIG).")
 FLAGS = flags.FLAGS
 
 OVERRIDES = ("steps", "batch_size", "learning_rate", "alpha", "patch_size", "displacement_encoding",
@@ -42,21 +60,23 @@ OVERRIDES = ("steps", "batch_size", "learning_rate", "alpha", "patch_size", "dis
 
 def main(argv):
     del argv
+    cli.import_tensorflow_quietly()
+    from lmk_tf.training.trainer import load_dataset_info, train_stage
+
     info = load_dataset_info(FLAGS.data)
-    config = default_config(FLAGS.stage, int(info["ndim"]), FLAGS.preset)
+    preset = get_preset(FLAGS.preset, int(info["ndim"]))
+    config = preset.stage(FLAGS.stage)
     config.spacing = float(info[f"{FLAGS.stage}_spacing"])
     changes = {k: getattr(FLAGS, k) for k in OVERRIDES if getattr(FLAGS, k) is not None}
     config = dataclasses.replace(config, **changes).validate()
     print(f"== training the {FLAGS.stage} stage: {config.steps} steps, batch {config.batch_size}, "
           f"{config.spacing} mm, -> {FLAGS.model_dir}/{FLAGS.stage}", flush=True)
-    train_stage(config, FLAGS.data, FLAGS.model_dir, strategy=FLAGS.strategy)
+    train_stage(config, FLAGS.data, FLAGS.model_dir, inference=preset.inference, strategy=FLAGS.strategy)
     print(f"done: {FLAGS.model_dir}/{FLAGS.stage}/model.keras")
 
 
 def run():
-    for name in ("stage", "data", "model_dir"):
-        flags.mark_flag_as_required(name)
-    cli.run_app(main)
+    cli.run_app(main, required=["stage", "data", "model_dir"])
 
 
 if __name__ == "__main__":

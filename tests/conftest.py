@@ -11,8 +11,8 @@ import pytest
 
 def tiny_configs(ndim=2):
     """Stage settings small enough to train in seconds on 64x64 images."""
-    from lmk_tf.method.config import default_config
     from lmk_tf.method.networks import NetConfig
+    from lmk_tf.method.presets import default_config
 
     net = NetConfig(stem_filters=4, stem_kernel=3, stage_filters=(8, 8), stage_strides=(2, 1), head_filters=8)
     g = dataclasses.replace(default_config("global", ndim), spacing=2.0, patch_size=32, net=net,
@@ -23,15 +23,34 @@ def tiny_configs(ndim=2):
     return g, loc
 
 
-def prepare_tiny(out_dir, n=8, seed=3):
-    from lmk_tf.data.prepare import prepare_records, synthetic_samples
-    from lmk_tf.synthetic import landmark_names
+def tiny_preset(ndim=2):
+    """tiny_configs as a preset, with the default inference settings."""
+    from lmk_tf.method.presets import InferenceConfig, Preset
 
-    g, loc = tiny_configs()
-    prepare_records(synthetic_samples(2, n, seed, shape=(64, 64)), str(out_dir), split="train",
-                    landmark_names=landmark_names(2), global_spacing=g.spacing,
-                    local_spacing=loc.spacing, log=None)
+    return Preset("tiny", *tiny_configs(ndim), InferenceConfig())
+
+
+def tiny_samples(n=8, seed=3):
+    from lmk_tf.data.sources import synthetic_source
+
+    return synthetic_source(2, n, seed, shape=(64, 64))
+
+
+def prepare_tiny(out_dir, n=8, seed=3):
+    from lmk_tf import recipe
+
+    samples, names = tiny_samples(n, seed)
+    recipe.prepare(tiny_preset(), str(out_dir), samples, names, log=None)
     return str(out_dir)
+
+
+def call_graph(model, image):
+    """The composed Keras graph on one Image, eagerly: name -> array."""
+    import numpy as np
+
+    out = model({"image": np.asarray(image.array, np.float32)[..., None],
+                 "spacing": np.asarray(image.spacing, np.float32)})
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +60,9 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_data, tmp_path_factory):
-    """Both stages trained for a few steps: a real, if inaccurate, model."""
-    from lmk_tf.training.trainer import train_stage
+    """Both stages trained for a few steps by the recipe: a real, if inaccurate, model."""
+    from lmk_tf import recipe
 
     model_dir = str(tmp_path_factory.mktemp("tiny_model"))
-    for config in tiny_configs():
-        train_stage(config, tiny_data, model_dir, verbose=0)
+    recipe.train(tiny_preset(), tiny_data, model_dir, log=None)
     return model_dir

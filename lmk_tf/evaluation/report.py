@@ -1,5 +1,8 @@
-"""Runs a composed model over held-out images and writes the error report.
+"""Runs an exported model over held-out images and writes the error report.
 
+The model is the SavedModel as served, called in-process through
+`lmk_tf.serving.local.LocalModel` (the signature and request validation that
+lmk-serve and TF Serving apply), so the figures are those of what is deployed.
 Errors are radial distances in mm between predicted and true positions (pixel
 index times spacing). Outputs in `out_dir`: errors.csv (image x landmark),
 summary.md (per-landmark table), errors_boxplot.png, sdr_curve.png and
@@ -19,14 +22,16 @@ from lmk_tf.data.sources import Sample
 from lmk_tf.errors import ConfigError
 from lmk_tf.evaluation import metrics as evaluation
 from lmk_tf.evaluation import plots
+from lmk_tf.serving.local import LocalModel
 
 
-def predict_samples(predictor, samples: list[Sample], *, log=sys.stdout):
+def predict_samples(model: LocalModel, samples: list[Sample], *, log=sys.stdout):
     """(pred_index [N, L, ndim], present [N, L], spacings [N, ndim], seconds per image)."""
     preds, present, spacings, t0 = [], [], [], time.time()
     for i, sample in enumerate(samples):
         image = sample.load()
-        out = predictor(image)
+        out = model.predict({"image": np.asarray(image.array, np.float32)[..., np.newaxis],
+                             "spacing": np.asarray(image.spacing, np.float32)})
         preds.append(out["landmarks_index"])
         present.append(out["present"])
         spacings.append(image.spacing)
@@ -35,13 +40,27 @@ def predict_samples(predictor, samples: list[Sample], *, log=sys.stdout):
     return np.array(preds), np.array(present), np.array(spacings), (time.time() - t0) / max(len(samples), 1)
 
 
-def evaluate(predictor, samples: list[Sample], names: list[str], out_dir: str, *,
+def check_landmarks(model: LocalModel, names: list[str]):
+    """The model must find the landmarks the images are annotated with, in that order."""
+    served = model.landmark_names
+    if served is None:
+        return
+    if len(served) != len(names):
+        raise ConfigError(f"{model.path}: the model finds {len(served)} landmarks but the images are "
+                          f"annotated with {len(names)}")
+    for i, (a, b) in enumerate(zip(served, names)):
+        if a != b:
+            raise ConfigError(f"{model.path}: the model's landmark {i} is {a!r} but the images' is {b!r}")
+
+
+def evaluate(model: LocalModel, samples: list[Sample], names: list[str], out_dir: str, *,
              overlays: int = 5, log=sys.stdout) -> dict:
-    """Predicts every sample, writes the report into `out_dir`, returns the summary."""
+    """Predicts every sample with `model`, writes the report into `out_dir`, returns the summary."""
     if not samples:
         raise ConfigError("no images to evaluate (is the held-out fold empty?)")
+    check_landmarks(model, names)
     os.makedirs(out_dir, exist_ok=True)
-    pred_index, present, spacings, sec = predict_samples(predictor, samples, log=log)
+    pred_index, present, spacings, sec = predict_samples(model, samples, log=log)
     truth_index = np.array([s.points for s in samples])
     pred_mm = pred_index * spacings[:, None, :]
     true_mm = truth_index * spacings[:, None, :]

@@ -102,15 +102,20 @@ def export(
     base_dir: str,
     *,
     version: int | None = None,
-    presence_threshold: float = 0.5,
-    local_iterations: int = 1,
+    presence_threshold: float | None = None,
+    local_iterations: int | None = None,
+    shift_crops: int | None = None,
     calibration: dict | None = None,
-    shift_crops: int = 0,
     warmup_shape=None,
     warmup_spacing=None,
     extra_info: dict | None = None,
 ) -> str:
-    """Exports the trained stages in `model_dir` to `base_dir/<version>/`; returns that path."""
+    """Exports the trained stages in `model_dir` to `base_dir/<version>/`; returns that path.
+
+    `presence_threshold` and `local_iterations` default to what training wrote
+    to `<model_dir>/inference.json` (the preset's), so the export answers as the
+    recipe that trained it measured; a value given here overrides it.
+    """
     name = os.path.basename(os.path.normpath(base_dir))
     if not _NAME.match(name):
         raise ConfigError(f"model name {name!r} (last part of {base_dir}) must be letters, digits, '_', '-', '.'")

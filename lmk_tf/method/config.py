@@ -1,5 +1,6 @@
-"""Typed settings of a global or local training stage, with defaults per image kind.
+"""Typed settings of a global or local training stage.
 
+The defaults per kind of image are the presets (`presets.py`).
 `lmk-train` resolves flags into a StageConfig and writes it as config.json into
 the stage's directory before training, so a trained model always carries the
 exact settings it was made with (export reads them from there).
@@ -184,52 +185,3 @@ class StageConfig:
             raise ConfigError(f"{path}: no stage config (was this stage trained with lmk-train?)") from None
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
-
-
-def default_config(stage: str, ndim: int, preset: str = "synthetic") -> StageConfig:
-    """Defaults that train in minutes on a 2-core CPU.
-
-    Presets: 'synthetic' (the package's generated images: 2D 256 px at 1 mm,
-    3D 64^3 at 1.5 mm) and 'ceph' (cephalograms, 0.1 mm pixels).
-    """
-    if preset not in ("synthetic", "ceph"):
-        raise ConfigError(f"preset must be 'synthetic' or 'ceph', got {preset!r}")
-    if stage == "global":
-        if ndim == 2 and preset == "synthetic":
-            return StageConfig(stage="global", ndim=2, spacing=2.0, patch_size=128,
-                               net=NetConfig(), steps=600, batch_size=8)
-        if ndim == 2:
-            # Augmented for the range real cephalograms differ by: magnification and patient
-            # size (zoom), head tilt, position (translation that pushes parts of the head out of
-            # the field), cut fields of view, exposure (gamma), sharpness (blur).
-            return StageConfig(stage="global", ndim=2, spacing=1.0, patch_size=224,
-                               net=NetConfig(stage_filters=(32, 64, 96, 96), stage_strides=(2, 2, 2, 1)),
-                               steps=8000, batch_size=4, rotation_deg=15.0, zoom=(0.7, 1.45),
-                               translate_px=48, gamma=(0.55, 1.8), blur_sigma_px=1.0, fov_cut=0.25)
-        return StageConfig(stage="global", ndim=3, spacing=3.0, patch_size=32,
-                           net=NetConfig(stem_filters=16, stem_kernel=3, stage_filters=(32, 64),
-                                         stage_strides=(2, 1), head_filters=64),
-                           steps=1000, batch_size=4, rotation_deg=8.0, translate_px=4, alpha=8.0,
-                           reg_radius=None)
-    if stage == "local":
-        local_net = NetConfig(stem_filters=16, stem_kernel=3, stem_stride=1,
-                              stage_filters=(16, 32, 64), stage_strides=(2, 2, 1), head_filters=64)
-        if ndim == 2 and preset == "synthetic":
-            return StageConfig(stage="local", ndim=2, spacing=1.0, patch_size=32, net=local_net,
-                               local_offset_mm=6.0, reg_radius=None, steps=600, batch_size=8,
-                               translate_px=0)
-        if ndim == 2:
-            # reg_radius=3: only the 7x7 cells around the landmark, which carry ~90% of the
-            # aggregation weight, learn to regress. Regressing every cell of the 16x16 grid spent
-            # the small net on cells that cannot see the landmark; its votes then only
-            # corrected ~60% of the global error (held-out fold 0: 1.70 -> 1.16 mm).
-            return StageConfig(stage="local", ndim=2, spacing=0.3, patch_size=64, net=local_net,
-                               local_offset_mm=6.0, reg_radius=3, steps=8000, batch_size=2,
-                               translate_px=0, rotation_deg=15.0, zoom=(0.8, 1.25),
-                               gamma=(0.55, 1.8), blur_sigma_px=1.5)
-        local3 = NetConfig(stem_filters=8, stem_kernel=3, stem_stride=1, stage_filters=(16, 32, 32),
-                           stage_strides=(2, 2, 1), head_filters=32)
-        return StageConfig(stage="local", ndim=3, spacing=1.5, patch_size=16, net=local3,
-                           local_offset_mm=6.0, reg_radius=None, steps=800, batch_size=2,
-                           translate_px=0, alpha=8.0, rotation_deg=8.0)
-    raise ConfigError(f"stage must be one of {STAGES}, got {stage!r}")

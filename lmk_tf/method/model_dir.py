@@ -3,6 +3,7 @@
 Layout (written by lmk-prepare and lmk-train):
 
     <model_dir>/dataset.json         landmark names, ndim, spacings of the prepared data
+    <model_dir>/inference.json       the preset's inference settings (presets.InferenceConfig)
     <model_dir>/<stage>/config.json  the resolved StageConfig of that stage
     <model_dir>/<stage>/model.keras  the trained network
 """
@@ -15,14 +16,12 @@ import json
 import os
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from lmk_tf.errors import ConfigError, ModelError
-from lmk_tf.image import Image
 from lmk_tf.method import networks
 from lmk_tf.method.config import StageConfig
 from lmk_tf.method.graph import GlobalToLocal
+from lmk_tf.method.presets import InferenceConfig
 
 
 def load_dataset_info(data_dir: str) -> dict:
@@ -59,35 +58,25 @@ def load_stage(model_dir: str, stage: str):
     return config, model
 
 
-def assemble(model_dir: str, *, presence_threshold=0.5, local_iterations=1, calibration=None,
-             shift_crops=0) -> GlobalToLocal:
-    """Composes the trained global and local stages found in `model_dir`."""
+def assemble(model_dir: str, *, presence_threshold: float | None = None,
+             local_iterations: int | None = None, shift_crops: int | None = None,
+             calibration: dict | None = None) -> GlobalToLocal:
+    """Composes the trained global and local stages found in `model_dir`.
+
+    The inference settings are those training wrote to inference.json; a value
+    given here overrides its setting. `calibration` maps the uncertainty
+    signals to mm (`uncertainty.fit_calibration`); None: uncalibrated.
+    """
     info = load_dataset_info(model_dir)
+    inference = InferenceConfig.load(model_dir).override(
+        presence_threshold=presence_threshold, local_iterations=local_iterations, shift_crops=shift_crops)
     g_config, g_net = load_stage(model_dir, "global")
     l_config, l_net = load_stage(model_dir, "local")
     if g_config.ndim != l_config.ndim:
         raise ModelError(f"{model_dir}: global stage is {g_config.ndim}D, local stage {l_config.ndim}D")
     return GlobalToLocal(
         g_net, l_net, dataclasses.asdict(g_config), dataclasses.asdict(l_config),
-        info["landmark_names"], presence_threshold=presence_threshold,
-        local_iterations=local_iterations, calibration=calibration, shift_crops=shift_crops,
-        name="global_to_local",
+        info["landmark_names"], presence_threshold=inference.presence_threshold,
+        local_iterations=inference.local_iterations, shift_crops=inference.shift_crops,
+        calibration=calibration, name="global_to_local",
     )
-
-
-class Predictor:
-    """Runs a GlobalToLocal model on Images, traced once for any image size."""
-
-    def __init__(self, model: GlobalToLocal):
-        self.model = model
-        self._fn = tf.function(
-            lambda image, spacing: model({"image": image, "spacing": spacing}),
-            input_signature=[tf.TensorSpec([None] * model.ndim + [1], tf.float32),
-                             tf.TensorSpec([model.ndim], tf.float32)],
-        )
-
-    def __call__(self, image: Image) -> dict[str, np.ndarray]:
-        out = self._fn(
-            tf.constant(image.array[..., None], tf.float32), tf.constant(image.spacing, tf.float32)
-        )
-        return {k: v.numpy() for k, v in out.items()}

@@ -3,6 +3,7 @@
 Layout of a model directory:
 
     <model_dir>/dataset.json         copied from the prepared data (names, ndim)
+    <model_dir>/inference.json       the preset's inference settings, read by export
     <model_dir>/<stage>/config.json  the resolved StageConfig
     <model_dir>/<stage>/backup/      last two completed epochs (resume after a kill;
                                      a corrupt newest one is moved to backup/corrupt-*)
@@ -28,6 +29,7 @@ from lmk_tf.method.config import StageConfig
 from lmk_tf.method.losses import stage_losses
 from lmk_tf.method.model_dir import load_dataset_info, stage_files
 from lmk_tf.method.networks import build_fcn, build_local_net
+from lmk_tf.method.presets import InferenceConfig
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 MIN_FREE_BYTES = 200 * 2**20
@@ -163,12 +165,13 @@ class _ProgressLine(keras.callbacks.Callback):
         )
 
 
-def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy="default", verbose=None,
-                callbacks=()):
+def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, inference: InferenceConfig | None = None,
+                strategy="default", verbose=None, callbacks=()):
     """Trains (or resumes training of) one stage; returns the trained Keras model.
 
     Rerunning with the same directories after an interruption resumes from the
-    last completed epoch. `callbacks` are extra Keras callbacks.
+    last completed epoch. `inference` (the preset's) is written to
+    <model_dir>/inference.json for export. `callbacks` are extra Keras callbacks.
     """
     config.validate()
     info = load_dataset_info(data_dir)
@@ -187,6 +190,8 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, strategy=
     check_writable(stage_dir)
     with open(os.path.join(model_dir, "dataset.json"), "w") as f:
         json.dump(info, f, indent=2)
+    if inference is not None:
+        inference.validate().save(model_dir)
     config.save(stage_dir)
 
     keras.utils.set_random_seed(config.seed)

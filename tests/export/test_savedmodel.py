@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,8 +14,10 @@ import tensorflow as tf
 from lmk_tf.errors import ConfigError
 from lmk_tf.export.contract import OUTPUT_KEYS, WARMUP_FILE, read_model_info
 from lmk_tf.export.savedmodel import export
-from lmk_tf.method.model_dir import Predictor, assemble
+from lmk_tf.method.model_dir import assemble
+from lmk_tf.method.presets import InferenceConfig
 from lmk_tf.synthetic import make_sample
+from tests.conftest import call_graph
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,15 @@ def test_versions_are_immutable_and_numbered(exported, tiny_model_dir):
     base = os.path.dirname(exported)
     with pytest.raises(ConfigError, match="already exists"):
         export(tiny_model_dir, base, version=1)
+
+
+def test_inference_settings_are_the_trained_ones_unless_given(tiny_model_dir, tmp_path):
+    model_dir = str(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    InferenceConfig(presence_threshold=0.0, local_iterations=2).save(model_dir)
+    info = read_model_info(export(model_dir, str(tmp_path / "trained")))
+    assert (info["presence_threshold"], info["local_iterations"]) == (0.0, 2)
+    info = read_model_info(export(model_dir, str(tmp_path / "given"), local_iterations=3))
+    assert (info["presence_threshold"], info["local_iterations"]) == (0.0, 3)
 
 
 def test_graph_has_only_stock_ops(exported):
@@ -66,7 +78,7 @@ def test_warmup_requests_are_prediction_logs(exported):
 def test_fresh_process_without_lmk_tf_gives_same_landmarks(exported, tiny_model_dir, tmp_path):
     image, _, _ = make_sample(2, 11, shape=(80, 72))
     np.save(tmp_path / "image.npy", image.array)
-    expected = Predictor(assemble(tiny_model_dir))(image)
+    expected = call_graph(assemble(tiny_model_dir), image)
     script = textwrap.dedent(f"""
         import json, sys, numpy as np, tensorflow as tf
         fn = tf.saved_model.load({exported!r}).signatures["serving_default"]

@@ -29,7 +29,7 @@ def isbi_like(tmp_path_factory):
     root = tmp_path_factory.mktemp("isbi2015")
     (root / "images").mkdir()
     senior, junior = {}, {}
-    for i in range(5):
+    for i in range(8):
         image, points, names = make_sample(2, seed=i, shape=(160, 128), spacing=(1.0, 1.0))
         a = image.array
         pixels = np.uint8(np.clip(255 * (a - a.min()) / (np.ptp(a) or 1), 0, 255))
@@ -41,10 +41,10 @@ def isbi_like(tmp_path_factory):
     return root
 
 
-def recipe(data, work, report, *extra):
-    return run("-m", "pipelines.isbi2015", f"--data={data}", "--fold=0", "--num_folds=5",
+def recipe(data, work, report, *extra, fold=0, num_folds=8):
+    return run("-m", "pipelines.isbi2015", f"--data={data}", f"--fold={fold}", f"--num_folds={num_folds}",
                "--spacing=1.0", "--global_steps=2", "--local_steps=2", f"--workdir={work}",
-               f"--report={report}", *extra)
+               f"--report={report}", f"--fold_models={work}/folds", f"--predictions={work}/kfold", *extra)
 
 
 @pytest.mark.slow
@@ -59,11 +59,16 @@ def test_recipe_trains_evaluates_and_refuses_stale_stages(isbi_like, tmp_path):
     summary = json.loads((report / "summary.json").read_text())
     assert summary["n_images"] == 1
     assert summary["overall"]["missed"] == 0  # presence threshold 0: every landmark reported
+    # The fold's model and its held-out predictions, for pooling and calibration later.
+    assert (work / "folds" / "fold0" / "1" / "saved_model.pb").exists()
+    rows = (work / "kfold" / "fold0.csv").read_text().splitlines()
+    assert rows[0].startswith("image,landmark,") and "shift_mm" in rows[0] and len(rows) == 1 + 6
 
     # Same settings: the trained stages are reused, the evaluation runs again.
     p = recipe(isbi_like, work, report)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "local stage already trained" in p.stdout
+    assert "fold 0's model already exported" in p.stdout
 
     # Other settings: refused, naming the directory and the setting, not silently reused.
     p = recipe(isbi_like, work, report, "--local_steps=3")
@@ -75,3 +80,28 @@ def test_recipe_trains_evaluates_and_refuses_stale_stages(isbi_like, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.strip().splitlines()[-1].startswith("pooled_mre_mm=")
     assert "images=1 folds=1" in p.stdout
+
+
+@pytest.mark.slow
+def test_two_folds_pool_calibrate_and_the_final_model_carries_the_calibration(isbi_like, tmp_path):
+    work = tmp_path / "work"
+    for fold in (0, 1):
+        p = recipe(isbi_like, work, tmp_path / f"r{fold}", fold=fold, num_folds=2)
+        assert p.returncode == 0, p.stderr[-3000:]
+    p = run("benchmarks/isbi2015_folds.py", f"--predictions={work}/kfold")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "images=8 folds=2" in p.stdout and "over10mm=" in p.stdout
+    calibration = tmp_path / "calibration.json"
+    p = run("benchmarks/isbi2015_calibrate.py", f"--predictions={work}/kfold", f"--output={calibration}",
+            f"--plots={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    last = p.stdout.strip().splitlines()[-1]
+    assert last.startswith("spearman=") and "folds=2 n=48" in last
+    assert (tmp_path / "calibration.png").exists() and (tmp_path / "risk_coverage.png").exists()
+    fitted = json.loads(calibration.read_text())
+    p = recipe(isbi_like, work, tmp_path / "r", f"--export_base={tmp_path}/final", f"--calibration={calibration}",
+               fold=-1, num_folds=2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    info = json.loads((tmp_path / "final" / "1" / "assets" / "model_info.json").read_text())
+    assert info["calibration"]["weights"] == fitted["weights"]
+    assert "expected_error_mm" in info["outputs"] and "radius90_mm" in info["outputs"]

@@ -28,8 +28,11 @@ def test_commands_end_to_end(tmp_path):
                 "--batch_size=2", "--steps_per_epoch=1")
         assert p.returncode == 0, p.stderr[-2000:]
         assert f"[{stage}] epoch 2/2" in p.stdout
-    p = run("evaluate", f"--model_dir={model}", "--synthetic=6", "--fold=0", "--num_folds=3",
-            f"--output={report}", "--overlays=1")
+    # Training wrote the preset's inference settings; export uses them unless a flag overrides.
+    assert json.load(open(os.path.join(model, "inference.json"))) == {"presence_threshold": 0.5,
+                                                                     "local_iterations": 1}
+    held_out = ("--synthetic=6", "--fold=0", "--num_folds=3", "--overlays=1")
+    p = run("evaluate", f"--model_dir={model}", *held_out, f"--output={report}")
     assert p.returncode == 0, p.stderr[-2000:]
     assert "MRE" in p.stdout
     for name in ("errors.csv", "summary.md", "summary.json", "errors_boxplot.png", "sdr_curve.png"):
@@ -38,12 +41,29 @@ def test_commands_end_to_end(tmp_path):
     p = run("export", f"--model_dir={model}", "--name=cmd", f"--base={base}")
     assert p.returncode == 0, p.stderr[-2000:]
     assert os.path.exists(os.path.join(base, "cmd", "1", "saved_model.pb"))
+    info = json.load(open(os.path.join(base, "cmd", "1", "assets", "model_info.json")))
+    assert (info["presence_threshold"], info["local_iterations"]) == (0.5, 1)
+
+    # The SavedModel as served gives the report that --model_dir gave.
+    p = run("evaluate", f"--model={base}/cmd", *held_out, f"--output={report}-served")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert open(os.path.join(report, "errors.csv")).read() == open(f"{report}-served/errors.csv").read()
+
+    p = run("export", f"--model_dir={model}", "--name=cmd", f"--base={base}", "--local_iterations=2")
+    assert p.returncode == 0, p.stderr[-2000:]
+    info = json.load(open(os.path.join(base, "cmd", "2", "assets", "model_info.json")))
+    assert (info["presence_threshold"], info["local_iterations"]) == (0.5, 2)
 
 
 @pytest.mark.parametrize("module,args,message", [
     ("train", ["--stage=global", "--data=/nonexistent", "--model_dir=/tmp/x"], "run lmk-prepare"),
     ("prepare", ["--output=/tmp/x"], "give --images and --landmarks"),
     ("export", ["--model_dir=/nonexistent", "--name=x", "--base=/tmp/lmk-export-test"], "not found"),
+    ("evaluate", ["--model=/a", "--model_dir=/b", "--synthetic=2", "--output=/tmp/x"], "exactly one"),
+    ("evaluate", ["--synthetic=2", "--output=/tmp/x"], "exactly one"),
+    ("evaluate", ["--model=/nonexistent", "--synthetic=2", "--output=/tmp/x"], "/nonexistent: no such model"),
+    ("evaluate", ["--model=/a", "--presence_threshold=0.2", "--synthetic=2", "--output=/tmp/x"],
+     "--presence_threshold applies to --model_dir"),
 ])
 def test_user_errors_are_one_line_exit_2(module, args, message):
     p = run(module, *args)

@@ -1,0 +1,92 @@
+"""Presets: every setting a figure depends on, the inference ones included."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lmk_tf.errors import ConfigError
+from lmk_tf.method.presets import INFERENCE_FILE, InferenceConfig, default_config, get_preset
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("name,ndim,steps,presence,iterations", [
+    ("synthetic", 2, (1500, 2000), 0.5, 1),  # docs/benchmarks.md, 2D column
+    ("synthetic", 3, (1000, 800), 0.5, 6),  # 3D column: the local stage runs 6 times
+    ("ceph", 2, (3000, 4000), 0.0, 1),  # docs/isbi2015.md: every landmark reported
+])
+def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations):
+    preset = get_preset(name, ndim)
+    assert (preset.global_config.steps, preset.local_config.steps) == steps
+    assert preset.inference == InferenceConfig(presence_threshold=presence, local_iterations=iterations)
+    assert [c.stage for c in preset.stages] == ["global", "local"]
+    assert {c.ndim for c in preset.stages} == {ndim} and preset.ndim == ndim
+    assert default_config("local", ndim, name) == preset.local_config
+
+
+def test_presets_are_fresh_values():
+    a = get_preset("synthetic", 2)
+    a.global_config.steps = 1
+    assert get_preset("synthetic", 2).global_config.steps == 1500
+
+
+@pytest.mark.parametrize("name,ndim,fragment", [
+    ("ceph", 3, "2D cephalograms, not 3D"),
+    ("mri", 2, "preset must be one of"),
+    ("synthetic", 4, "ndim must be 2 or 3, got 4"),
+])
+def test_unknown_presets_are_named(name, ndim, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        get_preset(name, ndim)
+
+
+def test_with_steps_keeps_epochs_within_the_steps():
+    preset = get_preset("synthetic", 3).with_steps(global_steps=20)
+    assert (preset.global_config.steps, preset.global_config.steps_per_epoch) == (20, 20)
+    assert preset.local_config == get_preset("synthetic", 3).local_config
+    assert get_preset("synthetic", 3).with_steps(global_steps=200).global_config.steps_per_epoch == 50
+
+
+def test_with_stages_and_with_inference():
+    preset = get_preset("synthetic", 2).with_stages(seed=7).with_inference(local_iterations=3,
+                                                                           presence_threshold=None)
+    assert [c.seed for c in preset.stages] == [7, 7]
+    assert preset.inference == InferenceConfig(presence_threshold=0.5, local_iterations=3)
+    with pytest.raises(ConfigError, match="local_iterations must be an integer >= 1, got 0"):
+        preset.with_inference(local_iterations=0)
+
+
+def test_validate_names_a_stage_in_the_wrong_place():
+    preset = get_preset("synthetic", 2)
+    swapped = dataclasses.replace(preset, global_config=preset.local_config)
+    with pytest.raises(ConfigError, match="its global stage says stage='local'"):
+        swapped.validate()
+
+
+def test_inference_settings_round_trip_and_default(tmp_path):
+    assert InferenceConfig.load(str(tmp_path)) == InferenceConfig()  # trained before they were written
+    InferenceConfig(presence_threshold=0.0, local_iterations=6).save(str(tmp_path))
+    assert InferenceConfig.load(str(tmp_path)) == InferenceConfig(0.0, 6)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("{", "not valid JSON"),
+    ('{"local_iterations": 2, "crop": 3}', r"unknown inference settings \['crop'\]"),
+    ('{"presence_threshold": -1}', "presence_threshold must be >= 0, got -1"),
+])
+def test_bad_inference_file_is_named(tmp_path, text, fragment):
+    (tmp_path / INFERENCE_FILE).write_text(text)
+    with pytest.raises(ConfigError, match=fragment) as e:
+        InferenceConfig.load(str(tmp_path))
+    assert str(e.value).startswith(str(tmp_path / INFERENCE_FILE) + ": ")
+
+
+def test_presets_import_nothing_heavy():
+    code = ("import sys, lmk_tf.method.presets; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
