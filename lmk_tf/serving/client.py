@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -25,63 +24,55 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from lmk_tf.errors import ConfigError, ModelError, RequestError
+from lmk_tf.export.contract import (
+    DEFAULT_SIGNATURE,
+    IMAGE,
+    INFO_OUTPUT,
+    INFO_SIGNATURE,
+    MAX_REQUEST_MB,
+    OUTPUT_KEYS,
+    SPACING,
+)
 from lmk_tf.image import Image
 from lmk_tf.serving.inputs import parse_spacing, read_image_for_model  # noqa: F401 - re-exported
+from lmk_tf.serving.tls import channel_credentials
 
-DEFAULT_MAX_MESSAGE_MB = 512
-MODEL_INFO_SIGNATURE = "model_info"
-OUTPUT_NAMES = ("landmarks_index", "landmarks_mm", "confidence", "present")
 FORMATS = ("json", "csv")
 
 # stub -> {(model, version): names}; dropped with the stub.
 _names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_names_lock = threading.Lock()
 
 
-def make_channel(
-    address: str, *, max_message_mb: int = DEFAULT_MAX_MESSAGE_MB, ssl_ca_file: str | None = None
-) -> grpc.Channel:
-    """A channel whose message limits fit a whole volume (default 4 MB does not).
+def make_channel(address: str, *, max_message_mb: int = MAX_REQUEST_MB,
+                 ssl_ca_file: str | None = None) -> grpc.Channel:
+    """A channel whose message limits fit a whole volume (gRPC's default 4 MB does not).
 
     Args:
       address: HOST:PORT.
       max_message_mb: largest message sent or received.
-      ssl_ca_file: PEM file of the certificate(s) to trust: a TLS channel. None
-        = plaintext.
+      ssl_ca_file: PEM file of the certificate(s) to trust: a TLS channel. None = plaintext.
     """
     if not address or ":" not in address:
         raise ConfigError(f"server address must be HOST:PORT, got {address!r}")
     limit = int(max_message_mb * 2**20)
-    options = [
-        ("grpc.max_send_message_length", limit),
-        ("grpc.max_receive_message_length", limit),
-    ]
+    options = [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
     if ssl_ca_file is None:
         return grpc.insecure_channel(address, options=options)
-    try:
-        with open(ssl_ca_file, "rb") as f:
-            root = f.read()
-    except OSError as e:
-        raise ConfigError(f"{ssl_ca_file}: cannot read the TLS CA file ({e.strerror or e})") from None
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root),
-                               options=options)
+    return grpc.secure_channel(address, channel_credentials(ssl_ca_file), options=options)
 
 
 def make_stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
     return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
-def _rpc_error(error: grpc.RpcError, what: str) -> RequestError:
-    code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-    details = error.details() if hasattr(error, "details") else str(error)
-    return RequestError(f"{what}: {code}: {details}")
+def _call(method, request, timeout: float, what: str):
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as e:
+        raise RequestError(f"{what}: {e.code().name}: {e.details()}") from None
 
 
 def _spec(request, model_name: str, version: int | None, signature: str | None = None):
@@ -90,17 +81,14 @@ def _spec(request, model_name: str, version: int | None, signature: str | None =
         request.model_spec.version.value = int(version)
     if signature is not None:
         request.model_spec.signature_name = signature
+    return request
 
 
 def get_metadata(stub, model_name: str, *, version: int | None = None, timeout: float = 30.0):
     """(served version, {signature name: SignatureDef}) from GetModelMetadata."""
-    request = get_model_metadata_pb2.GetModelMetadataRequest()
-    _spec(request, model_name, version)
-    request.metadata_field.append("signature_def")
-    try:
-        response = stub.GetModelMetadata(request, timeout=timeout)
-    except grpc.RpcError as e:
-        raise _rpc_error(e, f"metadata of model {model_name!r}") from None
+    request = _spec(get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"]),
+                    model_name, version)
+    response = _call(stub.GetModelMetadata, request, timeout, f"metadata of model {model_name!r}")
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signature_map)
     return response.model_spec.version.value, dict(signature_map.signature_def)
@@ -111,45 +99,24 @@ def landmark_names(stub, model_name: str, *, version: int | None = None, timeout
 
     Cached per stub, model and version, so a client asks once, not per image.
     """
-    cache = _names_cache.setdefault(stub, {}) if _weakrefable(stub) else {}
+    cache = _names_cache.setdefault(stub, {})
     if version is not None and (model_name, version) in cache:
         return cache[(model_name, version)]
     served_version, signatures = get_metadata(stub, model_name, version=version, timeout=timeout)
     names = None
-    if MODEL_INFO_SIGNATURE in signatures:
-        request = predict_pb2.PredictRequest()
-        _spec(request, model_name, served_version, MODEL_INFO_SIGNATURE)
-        try:
-            response = stub.Predict(request, timeout=timeout)
-        except grpc.RpcError as e:
-            raise _rpc_error(e, f"model_info of model {model_name!r}") from None
-        if response.outputs:
-            raw = tf.make_ndarray(next(iter(response.outputs.values()))).item()
-            info = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    if INFO_SIGNATURE in signatures:
+        request = _spec(predict_pb2.PredictRequest(), model_name, served_version, INFO_SIGNATURE)
+        response = _call(stub.Predict, request, timeout, f"model_info of model {model_name!r}")
+        if INFO_OUTPUT in response.outputs:
+            info = json.loads(tf.make_ndarray(response.outputs[INFO_OUTPUT]).item())
             names = list(info.get("landmark_names") or []) or None
-    with _names_lock:
-        cache[(model_name, served_version)] = names
+    cache[(model_name, served_version)] = names
     return names
 
 
-def _weakrefable(obj) -> bool:
-    try:
-        weakref.ref(obj)
-        return True
-    except TypeError:
-        return False
-
-
-def predict_image(
-    stub,
-    model_name: str,
-    image: Image,
-    *,
-    version: int | None = None,
-    signature: str = "serving_default",
-    timeout: float = 30.0,
-    names: Sequence[str] | None = None,
-) -> dict[str, Any]:
+def predict_image(stub, model_name: str, image: Image, *, version: int | None = None,
+                  signature: str = DEFAULT_SIGNATURE, timeout: float = 30.0,
+                  names: Sequence[str] | None = None) -> dict[str, Any]:
     """Landmarks for one image from a server.
 
     Args:
@@ -165,15 +132,10 @@ def predict_image(
       `shape_results(...)`: model, shape, spacing and per-landmark index, mm,
       world, confidence and present.
     """
-    request = predict_pb2.PredictRequest()
-    _spec(request, model_name, version, signature)
-    array = np.asarray(image.array, dtype=np.float32)[..., np.newaxis]
-    request.inputs["image"].CopyFrom(tf.make_tensor_proto(array))
-    request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.asarray(image.spacing, np.float32)))
-    try:
-        response = stub.Predict(request, timeout=timeout)
-    except grpc.RpcError as e:
-        raise _rpc_error(e, f"predict with model {model_name!r}") from None
+    request = _spec(predict_pb2.PredictRequest(), model_name, version, signature)
+    request.inputs[IMAGE].CopyFrom(tf.make_tensor_proto(np.asarray(image.array, np.float32)[..., np.newaxis]))
+    request.inputs[SPACING].CopyFrom(tf.make_tensor_proto(np.asarray(image.spacing, np.float32)))
+    response = _call(stub.Predict, request, timeout, f"predict with model {model_name!r}")
     outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
     served_version = response.model_spec.version.value
     if names is None:
@@ -181,53 +143,32 @@ def predict_image(
     return shape_results(outputs, image, names, model={"name": model_name, "version": served_version})
 
 
-def shape_results(
-    outputs: dict[str, np.ndarray], image: Image, names=None, *, model: dict | None = None
-) -> dict[str, Any]:
+def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
+                  model: dict | None = None) -> dict[str, Any]:
     """Signature outputs -> plain, JSON-able results with world coordinates added."""
-    missing = [n for n in OUTPUT_NAMES if n not in outputs]
+    missing = [n for n in OUTPUT_KEYS if n not in outputs]
     if missing:
-        raise ModelError(
-            f"the model's outputs lack {missing[0]!r}; it returned {sorted(outputs)} "
-            f"(the contract is {', '.join(OUTPUT_NAMES)})"
-        )
-    index = np.asarray(outputs["landmarks_index"], np.float64)
+        raise ModelError(f"the model's outputs lack {missing[0]!r}; it returned {sorted(outputs)} "
+                         f"(the contract is {', '.join(OUTPUT_KEYS)})")
+    # The contract's order: landmarks_index, landmarks_mm, confidence, present.
+    index, mm, confidence = (np.asarray(outputs[k], np.float64) for k in OUTPUT_KEYS[:3])
+    present = np.asarray(outputs[OUTPUT_KEYS[3]], bool)
     if index.ndim != 2 or index.shape[1] != image.ndim:
-        raise ModelError(
-            f"landmarks_index has shape {list(index.shape)}; expected [L, {image.ndim}] "
-            f"for a {image.ndim}D image"
-        )
-    count = index.shape[0]
-    if names is None:
-        names = [f"landmark_{i}" for i in range(count)]
-    if len(names) != count:
-        raise ModelError(f"{len(names)} landmark names for {count} landmarks")
+        raise ModelError(f"{OUTPUT_KEYS[0]} has shape {list(index.shape)}; expected [L, {image.ndim}] "
+                         f"for a {image.ndim}D image")
+    names = [f"landmark_{i}" for i in range(len(index))] if names is None else names
+    if len(names) != len(index):
+        raise ModelError(f"{len(names)} landmark names for {len(index)} landmarks")
     world = image.index_to_world(index)
-    mm = np.asarray(outputs["landmarks_mm"], np.float64)
-    confidence = np.asarray(outputs["confidence"], np.float64)
-    present = np.asarray(outputs["present"], bool)
     return {
-        "model": dict(model or {}),
-        "shape": list(image.shape),
-        "spacing": list(image.spacing),
+        "model": dict(model or {}), "shape": list(image.shape), "spacing": list(image.spacing),
         "landmarks": [
-            {
-                "name": str(names[i]),
-                "index": [float(v) for v in index[i]],
-                "mm": [float(v) for v in mm[i]],
-                "world": [float(v) for v in world[i]],
-                "confidence": float(confidence[i]),
-                "present": bool(present[i]),
-            }
-            for i in range(count)
+            {"name": str(names[i]), "index": index[i].tolist(), "mm": mm[i].tolist(),
+             "world": [float(v) for v in world[i]], "confidence": float(confidence[i]),
+             "present": bool(present[i])}
+            for i in range(len(index))
         ],
     }
-
-
-def _axes(ndim: int) -> tuple[list[str], list[str]]:
-    index_axes = ["row", "col"] if ndim == 2 else ["slice", "row", "col"]
-    world_axes = ["x", "y", "z"][:ndim]
-    return index_axes, world_axes
 
 
 def format_results(results, fmt: str = "json") -> str:
@@ -243,7 +184,7 @@ def format_results(results, fmt: str = "json") -> str:
     if fmt == "json":
         return json.dumps(items if not isinstance(results, dict) else results, indent=2)
     ndim = max((len(r["shape"]) for r in items), default=2)
-    index_axes, world_axes = _axes(ndim)
+    index_axes, world_axes = ["slice", "row", "col"][-ndim:], ["x", "y", "z"][:ndim]
     header = (["file", "landmark", "present", "confidence"]
               + [f"index_{a}" for a in index_axes] + [f"mm_{a}" for a in index_axes]
               + [f"world_{a}" for a in world_axes])

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lmk_tf.export.contract import DEFAULT_SIGNATURE
+from lmk_tf.export.contract import DEFAULT_SIGNATURE, IMAGE, SPACING
 from lmk_tf.image import Image
 from lmk_tf.serving import servable
 from lmk_tf.serving.validation import Limits
@@ -54,8 +54,8 @@ class LocalModel:
         from lmk_tf.serving.client import shape_results
 
         outputs = self.predict({
-            "image": np.asarray(image.array, np.float32)[..., np.newaxis],
-            "spacing": np.asarray(image.spacing, np.float32),
+            IMAGE: np.asarray(image.array, np.float32)[..., np.newaxis],
+            SPACING: np.asarray(image.spacing, np.float32),
         })
         return shape_results(
             outputs, image, names if names is not None else self.landmark_names,

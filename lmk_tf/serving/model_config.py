@@ -16,9 +16,6 @@ from lmk_tf.errors import ConfigError
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 
-# TF Serving's only platform for SavedModels; an empty field means the same.
-SUPPORTED_PLATFORMS = ("", "tensorflow")
-
 
 def parse_model_config(text: str, *, source: str = "<string>") -> ModelServerConfig:
     """Text-format ModelServerConfig -> proto; errors name `source` and the line."""
@@ -26,8 +23,9 @@ def parse_model_config(text: str, *, source: str = "<string>") -> ModelServerCon
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as e:
-        # The proto library's message starts with "line:col : "; say which file.
-        raise ConfigError(f"{source}:{e.GetLine()}:{e.GetColumn()}: {_strip_position(e)}") from None
+        # The proto library's message starts with "line:col : "; say which file instead.
+        where = f"{e.GetLine()}:{e.GetColumn()}"
+        raise ConfigError(f"{source}:{where}: {str(e).removeprefix(where + ' : ')}") from None
     check_model_config(config, source=source)
     return config
 
@@ -47,10 +45,8 @@ def config_from_flags(model_name: str, model_base_path: str) -> ModelServerConfi
     if not model_base_path:
         raise ConfigError("--model_base_path is empty; give it or --model_config_file")
     config = ModelServerConfig()
-    model = config.model_config_list.config.add()
-    model.name = model_name or "default"
-    model.base_path = model_base_path
-    model.model_platform = "tensorflow"
+    config.model_config_list.config.add(name=model_name or "default", base_path=model_base_path,
+                                        model_platform="tensorflow")
     check_model_config(config, source="--model_name/--model_base_path")
     return config
 
@@ -61,40 +57,31 @@ def check_model_config(config: ModelServerConfig, *, source: str) -> None:
         raise ConfigError(f"{source}: custom_model_config is not supported; use model_config_list")
     seen = set()
     for model in config.model_config_list.config:
+        where = f"{source}: model {model.name!r}"
         if not model.name:
             raise ConfigError(f"{source}: a model config has no name")
         if model.name in seen:
-            raise ConfigError(f"{source}: model name {model.name!r} appears twice")
+            raise ConfigError(f"{where} appears twice")
         seen.add(model.name)
         if not model.base_path:
-            raise ConfigError(f"{source}: model {model.name!r} has no base_path")
-        if model.model_platform not in SUPPORTED_PLATFORMS:
-            raise ConfigError(
-                f"{source}: model {model.name!r} has model_platform "
-                f"{model.model_platform!r}; only 'tensorflow' is supported"
-            )
+            raise ConfigError(f"{where} has no base_path")
+        if model.model_platform not in ("", "tensorflow"):  # TF Serving's only SavedModel platform
+            raise ConfigError(f"{where} has model_platform {model.model_platform!r}; "
+                              "only 'tensorflow' is supported")
         policy = model.model_version_policy
         if policy.WhichOneof("policy_choice") == "latest" and policy.latest.num_versions < 0:
-            raise ConfigError(f"{source}: model {model.name!r}: latest.num_versions must be >= 0")
+            raise ConfigError(f"{where}: latest.num_versions must be >= 0")
         if policy.WhichOneof("policy_choice") == "specific" and not policy.specific.versions:
-            raise ConfigError(f"{source}: model {model.name!r}: specific policy lists no versions")
+            raise ConfigError(f"{where}: specific policy lists no versions")
         for label, version in model.version_labels.items():
             if version <= 0:
-                raise ConfigError(
-                    f"{source}: model {model.name!r}: version label {label!r} -> {version}; "
-                    "versions are positive integers"
-                )
+                raise ConfigError(f"{where}: version label {label!r} -> {version}; "
+                                  "versions are positive integers")
 
 
 def config_to_text(config: ModelServerConfig) -> str:
     """The text format a models.config file holds."""
     return text_format.MessageToString(config)
-
-
-def _strip_position(error: text_format.ParseError) -> str:
-    message = str(error)
-    prefix = f"{error.GetLine()}:{error.GetColumn()} : "
-    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def resolve_base_path(base_path: str) -> str:

@@ -4,16 +4,19 @@
   GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata  signature_defs
   POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict   predictions
 
-Request and response bodies follow TF Serving: {"inputs": {...}} -> {"outputs":
-{...}} (columnar) and {"instances": [...]} -> {"predictions": [...]} (row).
-One difference: TF Serving stacks instances into a batch, which an unbatched
-signature such as serving_default (one image of any size) cannot take; here
-each instance is run on its own, so both formats work. Errors are
-{"error": "..."} with 400 (bad request) or 404 (unknown model/version/label).
+Bodies follow TF Serving: {"inputs": {...}} -> {"outputs": {...}} (columnar)
+and {"instances": [...]} -> {"predictions": [...]} (row); a single output is
+given bare, string outputs are JSON strings, base64 {"b64": ...} when the
+output's name ends in `_bytes`. One difference: TF Serving stacks instances
+into a batch, which an unbatched signature (one image of any size) cannot
+take; here each instance runs on its own. Errors are {"error": "..."} with 400
+(bad request), 404 (unknown model/version/label/signature), 413 (body over the
+limit) or 503 (over the concurrency limit).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -22,31 +25,64 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 from google.protobuf import json_format
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis.get_model_metadata_pb2 import GetModelMetadataRequest
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.serving.grpc_server import signature_def_map
-from lmk_tf.serving.manager import ModelManager
-from lmk_tf.serving.status import HTTP_STATUS, InvalidArgument, NotFound, ServingError, code_of
+from lmk_tf.export.contract import DEFAULT_SIGNATURE, MAX_REQUEST_MB
+from lmk_tf.serving.grpc_server import model_metadata, model_status, resolve
+from lmk_tf.serving.status import (
+    HTTP_STATUS,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServingError,
+    Unavailable,
+    code_of,
+)
 
 log = logging.getLogger(__name__)
 
-_PATH = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)"
-    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<suffix>/metadata|:[a-z]+)?/?$"
-)
+_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+                   r"(?P<suffix>/metadata|:[a-z]+)?/?$")
 
 
-def _jsonable(value: np.ndarray):
-    if value.dtype.kind in "SO":
-        return np.vectorize(lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else b,
-                            otypes=[object])(value).tolist()
-    return value.tolist()
+def to_json(name: str, value: np.ndarray):
+    """An output as TF Serving's REST API writes it: strings as text, `*_bytes` as base64."""
+    if value.dtype.kind not in "SO":
+        return value.tolist()
+    if name.endswith("_bytes"):
+        return np.vectorize(lambda b: {"b64": base64.b64encode(b).decode("ascii")}, otypes=[object])(value).tolist()
+    return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value).tolist()
+
+
+def predict_json(served, body: dict) -> dict:
+    """Answer a TF Serving REST predict body with one loaded version."""
+    signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+    inputs = served.signature(signature_name).spec.inputs
+    if ("inputs" in body) == ("instances" in body):
+        raise InvalidArgument("the body must have exactly one of 'instances' or 'inputs'")
+
+    def run(value, key):
+        if not isinstance(value, dict):
+            if len(inputs) != 1:  # a bare value is allowed for one-input signatures only
+                raise InvalidArgument(f"'{key}' must name the inputs {', '.join(map(repr, sorted(inputs)))}")
+            value = {next(iter(inputs)): value}
+        outputs = served.predict_arrays(signature_name, value, cast=True)
+        if len(outputs) == 1:
+            return to_json(*next(iter(outputs.items())))
+        return {name: to_json(name, array) for name, array in outputs.items()}
+
+    if "inputs" in body:
+        return {"outputs": run(body["inputs"], "inputs")}
+    if not isinstance(body["instances"], list) or not body["instances"]:
+        raise InvalidArgument("'instances' must be a non-empty list")
+    return {"predictions": [run(instance, "instances") for instance in body["instances"]]}
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "lmk-serve"
-    manager: ModelManager = None  # set on the subclass made by create_rest_server
+    manager = None  # set on the subclass made by create_rest_server
     max_body_bytes: int = 0
     busy: threading.Semaphore | None = None  # bounds concurrent :predict calls
 
@@ -61,152 +97,93 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, error: Exception) -> None:
-        code = code_of(error)
-        if not isinstance(error, ServingError):
-            log.exception("unexpected error answering a REST request")
-        self._send(HTTP_STATUS.get(code, 500), {"error": str(error)})
+    def _answer(self, respond) -> None:
+        try:
+            self._send(200, respond(*self._route()))
+        except Exception as e:
+            if not isinstance(e, ServingError):
+                log.exception("unexpected error answering a REST request")
+            self._send(HTTP_STATUS.get(code_of(e), 500), {"error": str(e)})
 
     def _route(self):
+        """The path's ModelSpec (a version must be an integer) and the suffix after it."""
         match = _PATH.match(self.path.split("?", 1)[0])
         if not match:
             raise NotFound(f"malformed request: {self.command} {self.path}")
-        version = match["version"]
-        if version is not None:
-            if not version.isdigit():
-                raise InvalidArgument(f"version must be an integer, got {version!r}")
-            version = int(version)
-        return match["name"], version, match["label"], match["suffix"] or ""
+        spec = model_pb2.ModelSpec(name=match["name"])
+        if match["version"] is not None:
+            if not match["version"].isdigit():
+                raise InvalidArgument(f"version must be an integer, got {match['version']!r}")
+            spec.version.value = int(match["version"])
+        elif match["label"] is not None:
+            spec.version_label = match["label"]
+        return spec, match["suffix"] or ""
 
     def do_GET(self):
-        try:
-            name, version, label, suffix = self._route()
-            if suffix == "/metadata":
-                served = self.manager.get(name, version=version, label=label)
-                self._send(200, {
-                    "model_spec": {"name": name, "signature_name": "", "version": str(served.version)},
-                    "metadata": {"signature_def": json_format.MessageToDict(
-                        signature_def_map(served), preserving_proto_field_name=True,
-                        always_print_fields_with_no_presence=True)},
-                })
-            elif suffix == "":
-                if label:
-                    version = self.manager.get(name, label=label).version
-                statuses = self.manager.status(name, version)
-                self._send(200, {"model_version_status": [
-                    {
-                        "version": str(s.version),
-                        "state": s.state,
-                        "status": {"error_code": "UNKNOWN" if s.error else "OK",
-                                   "error_message": s.error},
-                    }
-                    for s in statuses
-                ]})
-            else:
-                raise NotFound(f"malformed request: GET {self.path}")
-        except Exception as e:
-            self._error(e)
+        self._answer(self._get)
 
     def do_POST(self):
-        try:
-            name, version, label, suffix = self._route()
-            if suffix != ":predict":
-                raise NotFound(f"malformed request: POST {self.path} (only :predict is served)")
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self.close_connection = True
+        self._answer(self._post)
+
+    def _get(self, spec, suffix):
+        # TF Serving's REST status and metadata are its gRPC responses as JSON.
+        if suffix == "/metadata":
+            response = model_metadata(self.manager, GetModelMetadataRequest(model_spec=spec,
+                                                                            metadata_field=["signature_def"]))
+        elif suffix == "":
+            response = model_status(self.manager, spec)
+        else:
+            raise NotFound(f"malformed request: GET {self.path}")
+        body = json_format.MessageToDict(response, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+        body.get("metadata", {}).get("signature_def", {}).pop("@type", None)
+        return body
+
+    def _post(self, spec, suffix):
+        if suffix != ":predict":
+            raise NotFound(f"malformed request: POST {self.path} (only :predict is served)")
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > self.max_body_bytes:
+            self.close_connection = True  # the body is not read; the connection is unusable
+            if not length.isdigit():
                 raise InvalidArgument("Content-Length must be a non-negative integer")
-            if length > self.max_body_bytes:
-                self.close_connection = True  # the body is not read; the connection is unusable
-                self._send(413, {"error": f"request body of {length} bytes is over the "
-                                          f"limit of {self.max_body_bytes} (--max_request_mb)"})
-                return
+            raise ResourceExhausted(f"request body of {length} bytes is over the limit of "
+                                    f"{self.max_body_bytes} (--max_request_mb)")
+        # The slot is taken before the body is read, so the bodies held in memory are bounded too.
+        if self.busy is not None and not self.busy.acquire(blocking=False):
+            self.close_connection = True
+            raise Unavailable("too many concurrent requests (--max_concurrent_requests); try again")
+        try:
             try:
-                body = json.loads(self.rfile.read(length) or b"null")
+                body = json.loads(self.rfile.read(int(length)) or b"null")
             except ValueError as e:
                 raise InvalidArgument(f"JSON Parse error: {e}") from None
             if not isinstance(body, dict):
                 raise InvalidArgument("request body must be a JSON object")
-            served = self.manager.get(name, version=version, label=label)
-            if self.busy is not None and not self.busy.acquire(blocking=False):
-                self._send(503, {"error": "too many concurrent requests "
-                                          "(--max_concurrent_requests); try again"})
-                return
-            try:
-                self._send(200, predict_json(served, body))
-            finally:
-                if self.busy is not None:
-                    self.busy.release()
-        except Exception as e:
-            self._error(e)
+            return predict_json(resolve(self.manager, spec), body)
+        finally:
+            if self.busy is not None:
+                self.busy.release()
 
 
-def predict_json(served, body: dict) -> dict:
-    """Answer a TF Serving REST predict body with one loaded version."""
-    signature_name = body.get("signature_name") or "serving_default"
-    spec = served.signature(signature_name).spec
-    has_inputs, has_instances = "inputs" in body, "instances" in body
-    if has_inputs == has_instances:
-        raise InvalidArgument("the body must have exactly one of 'instances' or 'inputs'")
+def create_rest_server(manager, *, host: str = "127.0.0.1", port: int = 8501,
+                       max_request_mb: int = MAX_REQUEST_MB, max_concurrent_requests: int = 0,
+                       tls=None) -> ThreadingHTTPServer:
+    """A bound REST server; run `start_in_thread(server)` and `shutdown()` to stop.
 
-    def as_named(value, key):
-        if isinstance(value, dict):
-            return value
-        if len(spec.inputs) == 1:  # a bare value is allowed for one-input signatures
-            return {next(iter(spec.inputs)): value}
-        raise InvalidArgument(
-            f"'{key}' must name the inputs {', '.join(map(repr, sorted(spec.inputs)))}"
-        )
-
-    def pack(outputs):
-        if len(outputs) == 1:
-            return _jsonable(next(iter(outputs.values())))
-        return {k: _jsonable(v) for k, v in outputs.items()}
-
-    if has_inputs:
-        outputs = served.predict_arrays(signature_name, as_named(body["inputs"], "inputs"), cast=True)
-        return {"outputs": pack(outputs)}
-    instances = body["instances"]
-    if not isinstance(instances, list) or not instances:
-        raise InvalidArgument("'instances' must be a non-empty list")
-    return {"predictions": [
-        pack(served.predict_arrays(signature_name, as_named(i, "instances"), cast=True))
-        for i in instances
-    ]}
-
-
-def create_rest_server(
-    manager: ModelManager, *, host: str = "127.0.0.1", port: int = 8501, max_request_mb: int = 512,
-    max_concurrent_requests: int = 0, tls=None,
-) -> ThreadingHTTPServer:
-    """A bound REST server; run `serve_forever()` in a thread and `shutdown()` to stop.
-
-    `tls` (grpc_server.TlsFiles) makes it HTTPS with the same certificate as gRPC;
-    the handshake happens in the request's thread, so a slow client cannot stall
-    the accept loop.
+    `tls` (a `tls.ServerTls`, the gRPC port's) makes it HTTPS; the handshake
+    happens in the request's thread, so a slow client cannot stall the accept loop.
     """
     busy = threading.Semaphore(max_concurrent_requests) if max_concurrent_requests else None
     handler = type("Handler", (_Handler,), {"manager": manager, "busy": busy,
                                             "max_body_bytes": int(max_request_mb * 2**20)})
+    context = tls.ssl_context() if tls is not None else None
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as e:
         raise ConfigError(f"cannot bind REST to {host}:{port}: {e.strerror}") from None
-    if tls is not None:
-        import ssl
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-        except (OSError, ssl.SSLError) as e:
-            server.server_close()
-            raise ConfigError(f"{tls.cert_file}, {tls.key_file}: not a usable TLS certificate/key "
-                              f"pair ({e})") from None
-        server.socket = context.wrap_socket(server.socket, server_side=True,
-                                            do_handshake_on_connect=False)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.daemon_threads = True
     return server
 

@@ -1,7 +1,7 @@
-"""One loaded SavedModel version: its signatures, their specs and metadata.
+"""One loaded SavedModel version: its signatures, SignatureDefs, model info and warm-up.
 
-Shared by the server's model manager and by in-process use (`local.py`) so
-both validate and call a signature in exactly the same way.
+The server's model manager and in-process use (`local.py`) both call a
+signature through a `ServedVersion`, so both validate a request alike.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
@@ -24,12 +23,10 @@ from lmk_tf.serving.status import NotFound
 log = logging.getLogger(__name__)
 
 
-
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ServedSignature:
-    """A callable signature with the spec requests are validated against."""
+    """A callable signature and the spec requests are checked against."""
 
-    name: str
     fn: Any
     spec: validation.SignatureSpec
 
@@ -43,8 +40,8 @@ class ServedVersion:
       version: the integer version (its directory name).
       path: the version directory.
       signatures: callable signatures by name.
-      signature_defs: the SignatureDef protos from saved_model.pb, exactly what
-        TF Serving's GetModelMetadata returns (including `__saved_model_init_op`).
+      signature_defs: the SignatureDefs of saved_model.pb, exactly what TF
+        Serving's GetModelMetadata returns (including `__saved_model_init_op`).
       model_info: assets/model_info.json, {} when absent.
       limits: request size limits.
     """
@@ -61,26 +58,19 @@ class ServedVersion:
     def signature(self, name: str = "") -> ServedSignature:
         name = name or DEFAULT_SIGNATURE
         if name not in self.signatures:
-            known = ", ".join(repr(n) for n in sorted(self.signatures))
-            raise NotFound(
-                f"model {self.name!r} version {self.version} has no signature {name!r}; "
-                f"it has {known}"
-            )
+            raise NotFound(f"model {self.name!r} version {self.version} has no signature {name!r}; "
+                           f"it has {', '.join(map(repr, sorted(self.signatures)))}")
         return self.signatures[name]
 
-    def predict_protos(self, signature_name: str, protos: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Validate TensorProto inputs and run the signature."""
+    def predict_protos(self, signature_name: str, protos: Mapping[str, Any]):
+        """Check TensorProto inputs and run the signature: name -> array."""
         sig = self.signature(signature_name)
-        arrays = validation.validate_tensor_protos(sig.spec, protos, self.limits)
-        return validation.call_signature(sig.fn, arrays)
+        return validation.call(sig.fn, validation.from_protos(sig.spec, protos, self.limits))
 
-    def predict_arrays(
-        self, signature_name: str, inputs: Mapping[str, Any], *, cast: bool = False
-    ) -> dict[str, np.ndarray]:
-        """Validate numpy/list inputs and run the signature."""
+    def predict_arrays(self, signature_name: str, inputs: Mapping[str, Any], *, cast: bool = False):
+        """Check numpy/list inputs and run the signature: name -> array."""
         sig = self.signature(signature_name)
-        arrays = validation.validate_arrays(sig.spec, inputs, self.limits, cast=cast)
-        return validation.call_signature(sig.fn, arrays)
+        return validation.call(sig.fn, validation.from_values(sig.spec, inputs, self.limits, cast=cast))
 
 
 def is_complete_version_dir(path: str) -> bool:
@@ -94,15 +84,9 @@ def list_versions(base_path: str) -> dict[int, str]:
         entries = os.listdir(base_path)
     except OSError:
         return {}
-    versions = {}
-    for entry in entries:
-        # TF Serving ignores anything not a plain non-negative integer (e.g. '1.tmp').
-        if not entry.isdigit():
-            continue
-        path = os.path.join(base_path, entry)
-        if os.path.isdir(path) and is_complete_version_dir(path):
-            versions[int(entry)] = path
-    return versions
+    # TF Serving ignores anything not a plain non-negative integer (e.g. '1.tmp').
+    paths = {int(e): os.path.join(base_path, e) for e in entries if e.isdigit()}
+    return {v: p for v, p in paths.items() if is_complete_version_dir(p)}
 
 
 def resolve_model_dir(path: str) -> tuple[str, int]:
@@ -114,28 +98,13 @@ def resolve_model_dir(path: str) -> tuple[str, int]:
         return path, int(base) if base.isdigit() else 0
     versions = list_versions(path)
     if not versions:
-        raise ModelError(
-            f"{path}: neither a SavedModel (no saved_model.pb) nor a base directory "
-            "with integer version subdirectories"
-        )
-    latest = max(versions)
-    return versions[latest], latest
+        raise ModelError(f"{path}: neither a SavedModel (no saved_model.pb) nor a base directory "
+                         "with integer version subdirectories")
+    return versions[max(versions)], max(versions)
 
 
-def read_signature_defs(path: str) -> dict[str, Any]:
-    """SignatureDef protos of the first MetaGraph in saved_model.pb."""
-    saved = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        saved.ParseFromString(f.read())
-    if not saved.meta_graphs:
-        raise ModelError(f"{path}/saved_model.pb holds no MetaGraph")
-    return dict(saved.meta_graphs[0].signature_def)
-
-
-def load_version(
-    path: str, *, name: str = "", version: int = 0, limits: validation.Limits = validation.Limits(),
-    warmup: bool = True,
-) -> ServedVersion:
+def load_version(path: str, *, name: str = "", version: int = 0,
+                 limits: validation.Limits = validation.Limits(), warmup: bool = True) -> ServedVersion:
     """Load a SavedModel version directory, then replay its warm-up requests."""
     if not is_complete_version_dir(path):
         raise ModelError(f"{path}: not a SavedModel directory (no saved_model.pb)")
@@ -143,21 +112,17 @@ def load_version(
         module = tf.saved_model.load(path)
     except Exception as e:
         raise ModelError(f"{path}: cannot load SavedModel: {str(e).splitlines()[0]}") from None
-    signatures = {
-        sig_name: ServedSignature(sig_name, fn, validation.spec_from_function(fn))
-        for sig_name, fn in module.signatures.items()
-    }
-    if not signatures:
+    if not module.signatures:
         raise ModelError(f"{path}: the SavedModel has no signatures")
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
     served = ServedVersion(
-        name=name,
-        version=version,
-        path=path,
-        signatures=signatures,
-        signature_defs=read_signature_defs(path),
-        model_info=read_model_info(path, required=False),
-        limits=limits,
-        _module=module,
+        name=name, version=version, path=path,
+        signatures={n: ServedSignature(fn, validation.SignatureSpec.of(fn))
+                    for n, fn in module.signatures.items()},
+        signature_defs=dict(saved.meta_graphs[0].signature_def),
+        model_info=read_model_info(path, required=False), limits=limits, _module=module,
     )
     if warmup:
         replay_warmup(served)
@@ -165,7 +130,7 @@ def load_version(
 
 
 def replay_warmup(served: ServedVersion) -> int:
-    """Run assets.extra/tf_serving_warmup_requests (TFRecord of PredictionLog) once.
+    """Run the version's warm-up file (TFRecord of PredictionLog) once; returns the count.
 
     A failing record fails the load, as in TF Serving: a model that cannot
     answer its own warm-up requests should not become AVAILABLE.
@@ -180,13 +145,10 @@ def replay_warmup(served: ServedVersion) -> int:
         count += 1
         if count > MAX_WARMUP_RECORDS:
             raise ModelError(f"{warmup_path}: more than {MAX_WARMUP_RECORDS} warm-up records")
-        entry = prediction_log_pb2.PredictionLog()
-        entry.ParseFromString(record.numpy())
+        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         if entry.WhichOneof("log_type") != "predict_log":
-            raise ModelError(
-                f"{warmup_path}: record {count} is a {entry.WhichOneof('log_type')}; "
-                "only predict_log records are supported"
-            )
+            raise ModelError(f"{warmup_path}: record {count} is a {entry.WhichOneof('log_type')}; "
+                             "only predict_log records are supported")
         request = entry.predict_log.request
         try:
             served.predict_protos(request.model_spec.signature_name, request.inputs)

@@ -1,4 +1,4 @@
-"""Request failures with the status code TF Serving would answer with.
+"""Request failures with the status code TF Serving answers them with.
 
 Every failure a request can cause is one of these (all `RequestError`, so
 commands print them as one line); the gRPC and REST front ends map `code` to a
@@ -8,14 +8,8 @@ grpc.StatusCode name or an HTTP status without looking at the message.
 from lmk_tf.errors import RequestError
 
 # TF Serving's REST API answers NOT_FOUND with 404 and argument errors with 400.
-HTTP_STATUS = {
-    "INVALID_ARGUMENT": 400,
-    "FAILED_PRECONDITION": 400,
-    "NOT_FOUND": 404,
-    "RESOURCE_EXHAUSTED": 413,
-    "UNAVAILABLE": 503,
-    "INTERNAL": 500,
-}
+HTTP_STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 413,
+               "UNAVAILABLE": 503, "INTERNAL": 500}
 
 
 class ServingError(RequestError):
@@ -36,6 +30,10 @@ class ResourceExhausted(ServingError):
     code = "RESOURCE_EXHAUSTED"
 
 
+class Unavailable(ServingError):
+    code = "UNAVAILABLE"
+
+
 class Internal(ServingError):
     code = "INTERNAL"
 
@@ -44,6 +42,4 @@ def code_of(error: Exception) -> str:
     """The status code name for any exception (unknown ones are INTERNAL)."""
     if isinstance(error, ServingError):
         return error.code
-    if isinstance(error, RequestError):
-        return "INVALID_ARGUMENT"
-    return "INTERNAL"
+    return "INVALID_ARGUMENT" if isinstance(error, RequestError) else "INTERNAL"
