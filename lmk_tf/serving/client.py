@@ -1,18 +1,11 @@
 """Landmarks from a TF Serving (or lmk-serve) server with the stock stubs.
 
-The request is what tensorflow_serving/example/resnet_client_grpc.py builds:
-PredictRequest(model_spec.name, signature_name) with `tf.make_tensor_proto`
-inputs and a deadline on every call. The server returns indices and mm
-(index * spacing); world coordinates need the image's origin and direction,
-which stay on the client, so they are added here.
-
-Landmark names: a `names` argument wins; otherwise, when the model has a
-`model_info` signature (no inputs, one string output holding
-assets/model_info.json), it is asked once per model version; otherwise the
-landmarks are called landmark_0, landmark_1, ...
+Requests as tensorflow_serving/example/resnet_client_grpc.py builds them, with
+a deadline on every call. The server answers in indices and mm; world
+coordinates need the image's origin and direction, which stay here. Landmark
+names: a `names` argument, else the model's `model_info` signature (asked once
+per model version), else landmark_0, landmark_1, ...
 """
-
-from __future__ import annotations
 
 import csv
 import io
@@ -24,37 +17,22 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from lmk_tf.errors import ConfigError, ModelError, RequestError
-from lmk_tf.export.contract import (
-    DEFAULT_SIGNATURE,
-    IMAGE,
-    INFO_OUTPUT,
-    INFO_SIGNATURE,
-    MAX_REQUEST_MB,
-    OUTPUT_KEYS,
-    SPACING,
-)
+from lmk_tf.export import contract
 from lmk_tf.image import Image
 from lmk_tf.serving.inputs import parse_spacing, read_image_for_model  # noqa: F401 - re-exported
 from lmk_tf.serving.tls import channel_credentials
 
 FORMATS = ("json", "csv")
-
-# stub -> {(model, version): names}; dropped with the stub.
-_names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_names_cache = weakref.WeakKeyDictionary()  # stub -> {(model, version): names}, dropped with the stub
 
 
-def make_channel(address: str, *, max_message_mb: int = MAX_REQUEST_MB,
+def make_channel(address: str, *, max_message_mb: int = contract.MAX_REQUEST_MB,
                  ssl_ca_file: str | None = None) -> grpc.Channel:
-    """A channel whose message limits fit a whole volume (gRPC's default 4 MB does not).
-
-    Args:
-      address: HOST:PORT.
-      max_message_mb: largest message sent or received.
-      ssl_ca_file: PEM file of the certificate(s) to trust: a TLS channel. None = plaintext.
-    """
+    """A channel to HOST:PORT whose message limit fits a whole volume (gRPC's default 4 MB
+    does not); TLS trusting the PEM certificate(s) in `ssl_ca_file` if given."""
     if not address or ":" not in address:
         raise ConfigError(f"server address must be HOST:PORT, got {address!r}")
     limit = int(max_message_mb * 2**20)
@@ -75,66 +53,44 @@ def _call(method, request, timeout: float, what: str):
         raise RequestError(f"{what}: {e.code().name}: {e.details()}") from None
 
 
-def _spec(request, model_name: str, version: int | None, signature: str | None = None):
-    request.model_spec.name = model_name
+def _spec(model_name: str, version: int | None = None, signature: str = "") -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=model_name, signature_name=signature)
     if version is not None:
-        request.model_spec.version.value = int(version)
-    if signature is not None:
-        request.model_spec.signature_name = signature
-    return request
-
-
-def get_metadata(stub, model_name: str, *, version: int | None = None, timeout: float = 30.0):
-    """(served version, {signature name: SignatureDef}) from GetModelMetadata."""
-    request = _spec(get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"]),
-                    model_name, version)
-    response = _call(stub.GetModelMetadata, request, timeout, f"metadata of model {model_name!r}")
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    response.metadata["signature_def"].Unpack(signature_map)
-    return response.model_spec.version.value, dict(signature_map.signature_def)
+        spec.version.value = int(version)
+    return spec
 
 
 def landmark_names(stub, model_name: str, *, version: int | None = None, timeout: float = 30.0):
-    """Names from the model's `model_info` signature, or None if it has none.
-
-    Cached per stub, model and version, so a client asks once, not per image.
-    """
+    """Names from the model's `model_info` signature (None without one), cached per stub,
+    model and version so that a client asks once, not per image."""
     cache = _names_cache.setdefault(stub, {})
-    if version is not None and (model_name, version) in cache:
+    if (model_name, version) in cache:
         return cache[(model_name, version)]
-    served_version, signatures = get_metadata(stub, model_name, version=version, timeout=timeout)
-    names = None
-    if INFO_SIGNATURE in signatures:
-        request = _spec(predict_pb2.PredictRequest(), model_name, served_version, INFO_SIGNATURE)
+    request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=_spec(model_name, version),
+                                                             metadata_field=["signature_def"])
+    response = _call(stub.GetModelMetadata, request, timeout, f"metadata of model {model_name!r}")
+    served_version, names = response.model_spec.version.value, None
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    if response.metadata["signature_def"].Unpack(signatures) and contract.INFO_SIGNATURE in signatures.signature_def:
+        request = predict_pb2.PredictRequest(model_spec=_spec(model_name, served_version, contract.INFO_SIGNATURE))
         response = _call(stub.Predict, request, timeout, f"model_info of model {model_name!r}")
-        if INFO_OUTPUT in response.outputs:
-            info = json.loads(tf.make_ndarray(response.outputs[INFO_OUTPUT]).item())
+        if contract.INFO_OUTPUT in response.outputs:
+            info = json.loads(tf.make_ndarray(response.outputs[contract.INFO_OUTPUT]).item())
             names = list(info.get("landmark_names") or []) or None
     cache[(model_name, served_version)] = names
     return names
 
 
 def predict_image(stub, model_name: str, image: Image, *, version: int | None = None,
-                  signature: str = DEFAULT_SIGNATURE, timeout: float = 30.0,
+                  signature: str = contract.DEFAULT_SIGNATURE, timeout: float = 30.0,
                   names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Landmarks for one image from a server.
-
-    Args:
-      stub: a PredictionServiceStub (see `make_stub(make_channel(...))`).
-      model_name: the served model.
-      image: the image with its geometry; sent as float32 [..., 1] + spacing.
-      version: a specific version; None = the latest the server has.
-      signature: the signature to call.
-      timeout: seconds allowed for each call (deadline).
-      names: landmark names; None = ask the model (see module docstring).
-
-    Returns:
-      `shape_results(...)`: model, shape, spacing and per-landmark index, mm,
-      world, confidence and present.
-    """
-    request = _spec(predict_pb2.PredictRequest(), model_name, version, signature)
-    request.inputs[IMAGE].CopyFrom(tf.make_tensor_proto(np.asarray(image.array, np.float32)[..., np.newaxis]))
-    request.inputs[SPACING].CopyFrom(tf.make_tensor_proto(np.asarray(image.spacing, np.float32)))
+    """Landmarks for one image (sent as float32 [..., 1] + spacing) from `stub`
+    (`make_stub(make_channel(...))`): `shape_results` of the answer. `version`
+    None is the latest served; `timeout` is each call's deadline in seconds."""
+    request = predict_pb2.PredictRequest(model_spec=_spec(model_name, version, signature))
+    pixels, spacing = np.asarray(image.array, np.float32)[..., np.newaxis], np.asarray(image.spacing, np.float32)
+    request.inputs[contract.IMAGE].CopyFrom(tf.make_tensor_proto(pixels))
+    request.inputs[contract.SPACING].CopyFrom(tf.make_tensor_proto(spacing))
     response = _call(stub.Predict, request, timeout, f"predict with model {model_name!r}")
     outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
     served_version = response.model_spec.version.value
@@ -146,16 +102,15 @@ def predict_image(stub, model_name: str, image: Image, *, version: int | None = 
 def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
                   model: dict | None = None) -> dict[str, Any]:
     """Signature outputs -> plain, JSON-able results with world coordinates added."""
-    missing = [n for n in OUTPUT_KEYS if n not in outputs]
+    missing = [n for n in contract.OUTPUT_KEYS if n not in outputs]
     if missing:
         raise ModelError(f"the model's outputs lack {missing[0]!r}; it returned {sorted(outputs)} "
-                         f"(the contract is {', '.join(OUTPUT_KEYS)})")
-    # The contract's order: landmarks_index, landmarks_mm, confidence, present.
-    index, mm, confidence = (np.asarray(outputs[k], np.float64) for k in OUTPUT_KEYS[:3])
-    present = np.asarray(outputs[OUTPUT_KEYS[3]], bool)
+                         f"(the contract is {', '.join(contract.OUTPUT_KEYS)})")
+    index, mm, confidence = (np.asarray(outputs[k], np.float64) for k in contract.OUTPUT_KEYS[:3])
+    present = np.asarray(outputs[contract.OUTPUT_KEYS[3]], bool)
     if index.ndim != 2 or index.shape[1] != image.ndim:
-        raise ModelError(f"{OUTPUT_KEYS[0]} has shape {list(index.shape)}; expected [L, {image.ndim}] "
-                         f"for a {image.ndim}D image")
+        raise ModelError(f"{contract.OUTPUT_KEYS[0]} has shape {list(index.shape)}; "
+                         f"expected [L, {image.ndim}] for a {image.ndim}D image")
     names = [f"landmark_{i}" for i in range(len(index))] if names is None else names
     if len(names) != len(index):
         raise ModelError(f"{len(names)} landmark names for {len(index)} landmarks")
@@ -174,23 +129,21 @@ def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
 def format_results(results, fmt: str = "json") -> str:
     """One result dict or a list of them (each may carry "file") as JSON or CSV text.
 
-    CSV has one row per image and landmark: file, landmark, present, confidence,
-    then index_<axis>, mm_<axis> (array-axis order) and world_<x|y|z> columns for
-    the largest dimensionality present (empty cells for 2D rows in a 3D table).
+    CSV: one row per image and landmark, with file, landmark, present, confidence,
+    index_<axis>, mm_<axis> (array-axis order), world_<x|y|z> columns for the
+    largest dimensionality present (empty cells for 2D rows in a 3D table).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     items = [results] if isinstance(results, dict) else list(results)
     if fmt == "json":
-        return json.dumps(items if not isinstance(results, dict) else results, indent=2)
+        return json.dumps(results if isinstance(results, dict) else items, indent=2)
     ndim = max((len(r["shape"]) for r in items), default=2)
     index_axes, world_axes = ["slice", "row", "col"][-ndim:], ["x", "y", "z"][:ndim]
-    header = (["file", "landmark", "present", "confidence"]
-              + [f"index_{a}" for a in index_axes] + [f"mm_{a}" for a in index_axes]
-              + [f"world_{a}" for a in world_axes])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow(["file", "landmark", "present", "confidence"] + [f"index_{a}" for a in index_axes]
+                    + [f"mm_{a}" for a in index_axes] + [f"world_{a}" for a in world_axes])
     for r in items:
         pad = ndim - len(r["shape"])
         for lm in r["landmarks"]:

@@ -10,8 +10,6 @@ AVAILABLE, so neither a swap nor a removal leaves a gap. Thread-safe; loading
 happens outside the lock, so requests keep being answered meanwhile.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import logging
 import os
@@ -23,8 +21,7 @@ from typing import NamedTuple
 from lmk_tf.errors import ConfigError, LmkError
 from lmk_tf.serving import model_config as mc
 from lmk_tf.serving import servable
-from lmk_tf.serving.status import NotFound
-from lmk_tf.serving.validation import Limits
+from lmk_tf.serving.validation import Limits, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +48,7 @@ class _Model:
 
 
 def fingerprint(path: str) -> tuple:
-    """(relative path, size, mtime) of every file below `path`: changes while copying."""
+    """(relative path, size, mtime) of every file below `path`: it changes while a copy runs."""
     items = []
     for root, _, files in os.walk(path):
         for name in files:
@@ -66,14 +63,13 @@ def fingerprint(path: str) -> tuple:
 
 def select_versions(policy, on_disk) -> set[int]:
     """The versions a ServableVersionPolicy asks for among those on disk."""
-    available = sorted(on_disk)
     choice = policy.WhichOneof("policy_choice")
     if choice == "all":
-        return set(available)
+        return set(on_disk)
     if choice == "specific":
-        return set(available) & set(policy.specific.versions)
+        return set(on_disk) & set(policy.specific.versions)
     # 'latest' or unset: TF Serving's default is the single latest version.
-    return set(available[-(policy.latest.num_versions or 1):])
+    return set(sorted(on_disk)[-(policy.latest.num_versions or 1):])
 
 
 class ModelManager:
@@ -86,37 +82,27 @@ class ModelManager:
     FAILED to load; `warmup` replays warm-up requests before AVAILABLE.
     """
 
-    def __init__(self, config, *, config_path: str | None = None,
-                 file_system_poll_wait_seconds: float = 1.0, config_poll_wait_seconds: float = 0.0,
-                 limits: Limits = Limits(),
+    def __init__(self, config, *, config_path: str | None = None, file_system_poll_wait_seconds: float = 1.0,
+                 config_poll_wait_seconds: float = 0.0, limits: Limits = Limits(),
                  on_event: Callable[[str, int, str, str], None] | None = None,
                  retry_interval_seconds: float = 60.0, warmup: bool = True):
-        self._lock = threading.RLock()
-        self._poll_lock = threading.Lock()  # one scan/reload at a time
+        self._lock, self._poll_lock = threading.RLock(), threading.Lock()  # the latter: one scan at a time
         self._models: dict[str, _Model] = {}
-        self._config_path = config_path
-        self._config_text = None
-        if config_path:
-            with open(config_path, encoding="utf-8") as f:
-                self._config_text = f.read()
+        self._config_path, self._file_config, self._file_error = config_path, config, None
         self._waits = ((file_system_poll_wait_seconds, self.poll),
                        (config_poll_wait_seconds if config_path else 0, self.reread_config_file))
-        self._limits = limits
+        self._limits, self._retry_interval, self._warmup = limits, retry_interval_seconds, warmup
         self._on_event = on_event or (lambda *args: None)
-        self._retry_interval = retry_interval_seconds
-        self._warmup = warmup
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._stop, self._threads = threading.Event(), []
         self._apply_config(config)
 
     def start(self) -> None:
         """Load what the config asks for now, then keep polling in the background."""
         self.poll(initial=True)
-        for wait, job in self._waits:
-            if wait > 0:
-                self._threads.append(threading.Thread(target=self._every, args=(wait, job),
-                                                      name="model-manager", daemon=True))
-                self._threads[-1].start()
+        self._threads = [threading.Thread(target=self._every, args=(wait, job), name="model-manager", daemon=True)
+                         for wait, job in self._waits if wait > 0]
+        for thread in self._threads:
+            thread.start()
 
     def _every(self, wait: float, job) -> None:
         while not self._stop.wait(wait):
@@ -157,23 +143,18 @@ class ModelManager:
         self.poll(initial=True)
 
     def reread_config_file(self) -> None:
-        """Re-read the config file; apply it if it changed and parses (else keep the old)."""
+        """Apply the config file if it changed and is valid; otherwise keep the running config."""
         try:
-            with open(self._config_path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            log.error("cannot re-read %s: %s; keeping the current config", self._config_path, e)
-            return
-        if text == self._config_text:
-            return
-        self._config_text = text  # a broken file is reported once, not every poll
-        try:
-            config = mc.parse_model_config(text, source=self._config_path)
+            config, self._file_error = mc.read_model_config(self._config_path), None
         except ConfigError as e:
-            log.error("%s; keeping the current config", e)
+            if str(e) != self._file_error:  # reported once, not every poll
+                log.error("%s; keeping the current config", e)
+            self._file_error = str(e)
             return
-        log.info("model config %s changed; applying it", self._config_path)
-        self.reload_config(config)
+        if config != self._file_config:
+            log.info("model config %s changed; applying it", self._config_path)
+            self._file_config = config
+            self.reload_config(config)
 
     def poll(self, *, initial: bool = False) -> None:
         """Scan every base path once and load/unload versions to match the policy.
@@ -241,8 +222,7 @@ class ModelManager:
             raise NotFound(f"model {name!r} is not served (served models: {served})")
         return self._models[name]
 
-    def get(self, name: str, version: int | None = None,
-            label: str | None = None) -> servable.ServedVersion:
+    def get(self, name: str, version: int | None = None, label: str | None = None) -> servable.ServedVersion:
         """The loaded version to answer a request (latest AVAILABLE when unspecified)."""
         with self._lock:
             model = self._model(name)
@@ -254,13 +234,10 @@ class ModelManager:
                 version = labels[label]
             if not model.served:
                 raise NotFound(f"model {name!r} has no version AVAILABLE")
-            if not version:
-                return model.served[max(model.served)]
-            if version not in model.served:
-                via = f" (label {label!r})" if label else ""
-                raise NotFound(f"model {name!r} version {version}{via} is not AVAILABLE "
-                               f"(available versions: {', '.join(map(str, sorted(model.served)))})")
-            return model.served[version]
+            if version and version not in model.served:
+                raise NotFound(f"model {name!r} version {version}{f' (label {label!r})' if label else ''} is not "
+                               f"AVAILABLE (available versions: {', '.join(map(str, sorted(model.served)))})")
+            return model.served[version or max(model.served)]
 
     def status(self, name: str, version: int | None = None) -> list[VersionStatus]:
         """Status of each version the manager has seen, newest first."""

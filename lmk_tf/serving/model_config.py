@@ -5,8 +5,6 @@ with the proto from tensorflow-serving-api means a file the embedded server
 accepts is one tensorflow_model_server accepts too (and the other way round).
 """
 
-from __future__ import annotations
-
 import os
 
 from google.protobuf import text_format
@@ -34,10 +32,9 @@ def read_model_config(path: str) -> ModelServerConfig:
     """Read and check a models.config file."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return parse_model_config(f.read(), source=path)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read model config: {e.strerror}") from None
-    return parse_model_config(text, source=path)
 
 
 def config_from_flags(model_name: str, model_base_path: str) -> ModelServerConfig:
@@ -77,11 +74,6 @@ def check_model_config(config: ModelServerConfig, *, source: str) -> None:
             if version <= 0:
                 raise ConfigError(f"{where}: version label {label!r} -> {version}; "
                                   "versions are positive integers")
-
-
-def config_to_text(config: ModelServerConfig) -> str:
-    """The text format a models.config file holds."""
-    return text_format.MessageToString(config)
 
 
 def resolve_base_path(base_path: str) -> str:

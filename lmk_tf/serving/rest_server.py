@@ -4,17 +4,14 @@
   GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata  signature_defs
   POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict   predictions
 
-Bodies follow TF Serving: {"inputs": {...}} -> {"outputs": {...}} (columnar)
-and {"instances": [...]} -> {"predictions": [...]} (row); a single output is
-given bare, string outputs are JSON strings, base64 {"b64": ...} when the
-output's name ends in `_bytes`. One difference: TF Serving stacks instances
-into a batch, which an unbatched signature (one image of any size) cannot
-take; here each instance runs on its own. Errors are {"error": "..."} with 400
-(bad request), 404 (unknown model/version/label/signature), 413 (body over the
-limit) or 503 (over the concurrency limit).
+As TF Serving: {"inputs": {...}} -> {"outputs": {...}} (columnar), {"instances":
+[...]} -> {"predictions": [...]} (row), a single output bare, strings as JSON
+strings and as {"b64": ...} when the output's name ends in `_bytes`, errors as
+{"error": "..."} with 400, 404, 413 (body over the limit) or 503 (over the
+concurrency limit). One difference: TF Serving stacks instances into a batch,
+which an unbatched signature (one image of any size) cannot take; here each
+instance runs on its own.
 """
-
-from __future__ import annotations
 
 import base64
 import json
@@ -25,21 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 from google.protobuf import json_format
-from tensorflow_serving.apis import model_pb2
-from tensorflow_serving.apis.get_model_metadata_pb2 import GetModelMetadataRequest
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.export.contract import DEFAULT_SIGNATURE, MAX_REQUEST_MB
-from lmk_tf.serving.grpc_server import model_metadata, model_status, resolve
-from lmk_tf.serving.status import (
-    HTTP_STATUS,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-    ServingError,
-    Unavailable,
-    code_of,
-)
+from lmk_tf.export import contract
+from lmk_tf.serving import validation
+from lmk_tf.serving.grpc_server import Servicer
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +46,15 @@ def to_json(name: str, value: np.ndarray):
 
 def predict_json(served, body: dict) -> dict:
     """Answer a TF Serving REST predict body with one loaded version."""
-    signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+    signature_name = body.get("signature_name") or contract.DEFAULT_SIGNATURE
     inputs = served.signature(signature_name).spec.inputs
     if ("inputs" in body) == ("instances" in body):
-        raise InvalidArgument("the body must have exactly one of 'instances' or 'inputs'")
+        raise validation.InvalidArgument("the body must have exactly one of 'instances' or 'inputs'")
 
     def run(value, key):
         if not isinstance(value, dict):
             if len(inputs) != 1:  # a bare value is allowed for one-input signatures only
-                raise InvalidArgument(f"'{key}' must name the inputs {', '.join(map(repr, sorted(inputs)))}")
+                raise validation.InvalidArgument(f"'{key}' must name the inputs {', '.join(map(repr, sorted(inputs)))}")
             value = {next(iter(inputs)): value}
         outputs = served.predict_arrays(signature_name, value, cast=True)
         if len(outputs) == 1:
@@ -76,48 +64,18 @@ def predict_json(served, body: dict) -> dict:
     if "inputs" in body:
         return {"outputs": run(body["inputs"], "inputs")}
     if not isinstance(body["instances"], list) or not body["instances"]:
-        raise InvalidArgument("'instances' must be a non-empty list")
+        raise validation.InvalidArgument("'instances' must be a non-empty list")
     return {"predictions": [run(instance, "instances") for instance in body["instances"]]}
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "lmk-serve"
-    manager = None  # set on the subclass made by create_rest_server
-    max_body_bytes: int = 0
-    busy: threading.Semaphore | None = None  # bounds concurrent :predict calls
+    servicer: Servicer = None  # these three are set on the subclass made by create_rest_server
+    max_body_bytes = 0
+    slots: threading.Semaphore = None  # bounds concurrent :predict calls
 
     def log_message(self, format, *args):
         log.debug("rest %s - " + format, self.address_string(), *args)
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _answer(self, respond) -> None:
-        try:
-            self._send(200, respond(*self._route()))
-        except Exception as e:
-            if not isinstance(e, ServingError):
-                log.exception("unexpected error answering a REST request")
-            self._send(HTTP_STATUS.get(code_of(e), 500), {"error": str(e)})
-
-    def _route(self):
-        """The path's ModelSpec (a version must be an integer) and the suffix after it."""
-        match = _PATH.match(self.path.split("?", 1)[0])
-        if not match:
-            raise NotFound(f"malformed request: {self.command} {self.path}")
-        spec = model_pb2.ModelSpec(name=match["name"])
-        if match["version"] is not None:
-            if not match["version"].isdigit():
-                raise InvalidArgument(f"version must be an integer, got {match['version']!r}")
-            spec.version.value = int(match["version"])
-        elif match["label"] is not None:
-            spec.version_label = match["label"]
-        return spec, match["suffix"] or ""
 
     def do_GET(self):
         self._answer(self._get)
@@ -125,15 +83,43 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._answer(self._post)
 
+    def _answer(self, respond) -> None:
+        try:
+            code, body = 200, respond(*self._route())
+        except Exception as e:
+            if not isinstance(e, validation.ServingError):
+                log.exception("unexpected error answering a REST request")
+            code, body = validation.HTTP_STATUS.get(validation.code_of(e), 500), {"error": str(e)}
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self):
+        """The path's ModelSpec (a version must be an integer) and what follows it."""
+        match = _PATH.match(self.path.split("?", 1)[0])
+        if not match:
+            raise validation.NotFound(f"malformed request: {self.command} {self.path}")
+        spec = model_pb2.ModelSpec(name=match["name"])
+        if match["version"] is not None:
+            if not match["version"].isdigit():
+                raise validation.InvalidArgument(f"version must be an integer, got {match['version']!r}")
+            spec.version.value = int(match["version"])
+        elif match["label"] is not None:
+            spec.version_label = match["label"]
+        return spec, match["suffix"] or ""
+
     def _get(self, spec, suffix):
         # TF Serving's REST status and metadata are its gRPC responses as JSON.
         if suffix == "/metadata":
-            response = model_metadata(self.manager, GetModelMetadataRequest(model_spec=spec,
-                                                                            metadata_field=["signature_def"]))
+            response = self.servicer.GetModelMetadata(
+                get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"]), None)
         elif suffix == "":
-            response = model_status(self.manager, spec)
+            response = self.servicer.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(model_spec=spec), None)
         else:
-            raise NotFound(f"malformed request: GET {self.path}")
+            raise validation.NotFound(f"malformed request: GET {self.path}")
         body = json_format.MessageToDict(response, preserving_proto_field_name=True,
                                          always_print_fields_with_no_presence=True)
         body.get("metadata", {}).get("signature_def", {}).pop("@type", None)
@@ -141,49 +127,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self, spec, suffix):
         if suffix != ":predict":
-            raise NotFound(f"malformed request: POST {self.path} (only :predict is served)")
+            raise validation.NotFound(f"malformed request: POST {self.path} (only :predict is served)")
         length = self.headers.get("Content-Length") or "0"
         if not length.isdigit() or int(length) > self.max_body_bytes:
             self.close_connection = True  # the body is not read; the connection is unusable
             if not length.isdigit():
-                raise InvalidArgument("Content-Length must be a non-negative integer")
-            raise ResourceExhausted(f"request body of {length} bytes is over the limit of "
-                                    f"{self.max_body_bytes} (--max_request_mb)")
+                raise validation.InvalidArgument("Content-Length must be a non-negative integer")
+            raise validation.ResourceExhausted(f"request body of {length} bytes is over the limit of "
+                                           f"{self.max_body_bytes} (--max_request_mb)")
         # The slot is taken before the body is read, so the bodies held in memory are bounded too.
-        if self.busy is not None and not self.busy.acquire(blocking=False):
+        if not self.slots.acquire(blocking=False):
             self.close_connection = True
-            raise Unavailable("too many concurrent requests (--max_concurrent_requests); try again")
+            raise validation.Unavailable("too many concurrent requests (--max_concurrent_requests); try again")
         try:
             try:
                 body = json.loads(self.rfile.read(int(length)) or b"null")
             except ValueError as e:
-                raise InvalidArgument(f"JSON Parse error: {e}") from None
+                raise validation.InvalidArgument(f"JSON Parse error: {e}") from None
             if not isinstance(body, dict):
-                raise InvalidArgument("request body must be a JSON object")
-            return predict_json(resolve(self.manager, spec), body)
+                raise validation.InvalidArgument("request body must be a JSON object")
+            return predict_json(self.servicer.resolve(spec), body)
         finally:
-            if self.busy is not None:
-                self.busy.release()
+            self.slots.release()
 
 
 def create_rest_server(manager, *, host: str = "127.0.0.1", port: int = 8501,
-                       max_request_mb: int = MAX_REQUEST_MB, max_concurrent_requests: int = 0,
+                       max_request_mb: int = contract.MAX_REQUEST_MB, max_concurrent_requests: int = 0,
                        tls=None) -> ThreadingHTTPServer:
-    """A bound REST server; run `start_in_thread(server)` and `shutdown()` to stop.
-
-    `tls` (a `tls.ServerTls`, the gRPC port's) makes it HTTPS; the handshake
-    happens in the request's thread, so a slow client cannot stall the accept loop.
-    """
-    busy = threading.Semaphore(max_concurrent_requests) if max_concurrent_requests else None
-    handler = type("Handler", (_Handler,), {"manager": manager, "busy": busy,
-                                            "max_body_bytes": int(max_request_mb * 2**20)})
-    context = tls.ssl_context() if tls is not None else None
+    """A bound REST server (`max_concurrent_requests` 0: no limit); `start_in_thread` it,
+    `shutdown()` to stop. `tls` (a tls.ServerTls, the gRPC port's) makes it HTTPS; the
+    handshake happens in the request's thread, so a slow client cannot stall the accept loop."""
+    handler = type("Handler", (_Handler,), {
+        "servicer": Servicer(manager), "max_body_bytes": int(max_request_mb * 2**20),
+        "slots": threading.Semaphore(max_concurrent_requests or 2**30)})
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as e:
         raise ConfigError(f"cannot bind REST to {host}:{port}: {e.strerror}") from None
-    if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    if tls is not None:
+        server.socket = tls.ssl_context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.daemon_threads = True
     return server
 

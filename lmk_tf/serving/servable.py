@@ -4,46 +4,33 @@ The server's model manager and in-process use (`local.py`) both call a
 signature through a `ServedVersion`, so both validate a request alike.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from lmk_tf.errors import ModelError
-from lmk_tf.export.contract import DEFAULT_SIGNATURE, MAX_WARMUP_RECORDS, WARMUP_FILE, read_model_info
+from lmk_tf.export import contract
 from lmk_tf.serving import validation
-from lmk_tf.serving.status import NotFound
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class ServedSignature:
-    """A callable signature and the spec requests are checked against."""
-
+class ServedSignature(NamedTuple):
     fn: Any
     spec: validation.SignatureSpec
 
 
 @dataclasses.dataclass
 class ServedVersion:
-    """One version of one model, loaded and ready to answer requests.
+    """One version of one model (`name` '' in-process), loaded and ready to answer requests.
 
-    Attributes:
-      name: the model name it is served under ('' when used in-process).
-      version: the integer version (its directory name).
-      path: the version directory.
-      signatures: callable signatures by name.
-      signature_defs: the SignatureDefs of saved_model.pb, exactly what TF
-        Serving's GetModelMetadata returns (including `__saved_model_init_op`).
-      model_info: assets/model_info.json, {} when absent.
-      limits: request size limits.
+    `signature_defs` are those of saved_model.pb, exactly what TF Serving's
+    GetModelMetadata returns; `model_info` is assets/model_info.json ({} if absent).
     """
 
     name: str
@@ -56,21 +43,21 @@ class ServedVersion:
     _module: Any = None  # keeps the loaded object (and its variables) alive
 
     def signature(self, name: str = "") -> ServedSignature:
-        name = name or DEFAULT_SIGNATURE
+        name = name or contract.DEFAULT_SIGNATURE
         if name not in self.signatures:
-            raise NotFound(f"model {self.name!r} version {self.version} has no signature {name!r}; "
+            raise validation.NotFound(f"model {self.name!r} version {self.version} has no signature {name!r}; "
                            f"it has {', '.join(map(repr, sorted(self.signatures)))}")
         return self.signatures[name]
 
     def predict_protos(self, signature_name: str, protos: Mapping[str, Any]):
         """Check TensorProto inputs and run the signature: name -> array."""
-        sig = self.signature(signature_name)
-        return validation.call(sig.fn, validation.from_protos(sig.spec, protos, self.limits))
+        fn, spec = self.signature(signature_name)
+        return validation.call(fn, validation.from_protos(spec, protos, self.limits))
 
     def predict_arrays(self, signature_name: str, inputs: Mapping[str, Any], *, cast: bool = False):
         """Check numpy/list inputs and run the signature: name -> array."""
-        sig = self.signature(signature_name)
-        return validation.call(sig.fn, validation.from_values(sig.spec, inputs, self.limits, cast=cast))
+        fn, spec = self.signature(signature_name)
+        return validation.call(fn, validation.from_values(spec, inputs, self.limits, cast=cast))
 
 
 def is_complete_version_dir(path: str) -> bool:
@@ -114,16 +101,13 @@ def load_version(path: str, *, name: str = "", version: int = 0,
         raise ModelError(f"{path}: cannot load SavedModel: {str(e).splitlines()[0]}") from None
     if not module.signatures:
         raise ModelError(f"{path}: the SavedModel has no signatures")
-    saved = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        saved.ParseFromString(f.read())
+        saved = saved_model_pb2.SavedModel.FromString(f.read())
     served = ServedVersion(
-        name=name, version=version, path=path,
-        signatures={n: ServedSignature(fn, validation.SignatureSpec.of(fn))
-                    for n, fn in module.signatures.items()},
-        signature_defs=dict(saved.meta_graphs[0].signature_def),
-        model_info=read_model_info(path, required=False), limits=limits, _module=module,
-    )
+        name, version, path,
+        {n: ServedSignature(fn, validation.SignatureSpec(dict(fn.structured_input_signature[1])))
+         for n, fn in module.signatures.items()},
+        dict(saved.meta_graphs[0].signature_def), contract.read_model_info(path, required=False), limits, module)
     if warmup:
         replay_warmup(served)
     return served
@@ -137,21 +121,20 @@ def replay_warmup(served: ServedVersion) -> int:
     """
     from tensorflow_serving.apis import prediction_log_pb2
 
-    warmup_path = os.path.join(served.path, WARMUP_FILE)
+    warmup_path = os.path.join(served.path, contract.WARMUP_FILE)
     if not os.path.isfile(warmup_path):
         return 0
     count = 0
-    for record in tf.data.TFRecordDataset(warmup_path):
-        count += 1
-        if count > MAX_WARMUP_RECORDS:
-            raise ModelError(f"{warmup_path}: more than {MAX_WARMUP_RECORDS} warm-up records")
+    for count, record in enumerate(tf.data.TFRecordDataset(warmup_path), 1):
+        if count > contract.MAX_WARMUP_RECORDS:
+            raise ModelError(f"{warmup_path}: more than {contract.MAX_WARMUP_RECORDS} warm-up records")
         entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         if entry.WhichOneof("log_type") != "predict_log":
             raise ModelError(f"{warmup_path}: record {count} is a {entry.WhichOneof('log_type')}; "
                              "only predict_log records are supported")
-        request = entry.predict_log.request
         try:
-            served.predict_protos(request.model_spec.signature_name, request.inputs)
+            served.predict_protos(entry.predict_log.request.model_spec.signature_name,
+                                  entry.predict_log.request.inputs)
         except Exception as e:
             raise ModelError(f"{warmup_path}: warm-up record {count} failed: {e}") from None
     log.info("replayed %d warm-up requests from %s", count, warmup_path)

@@ -4,8 +4,6 @@
 benchmarks can run the same thing in a subprocess or a thread.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import ipaddress
 import os
@@ -13,7 +11,7 @@ import sys
 import threading
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.export.contract import MAX_REQUEST_MB
+from lmk_tf.export import contract
 from lmk_tf.serving import model_config as mc
 from lmk_tf.serving.validation import Limits
 
@@ -31,7 +29,7 @@ class ServerOptions:
     model_name: str = "default"
     model_base_path: str | None = None
     grpc_max_threads: int = 16
-    max_request_mb: int = MAX_REQUEST_MB
+    max_request_mb: int = contract.MAX_REQUEST_MB
     max_image_elements: int = Limits.max_elements
     max_concurrent_requests: int = 64
     ssl_cert_file: str | None = None
@@ -54,13 +52,12 @@ def model_roots(options: ServerOptions, config) -> list[str]:
 
 
 def load_config(options: ServerOptions):
-    if options.model_config_file and options.model_base_path:
-        raise ConfigError("give --model_config_file or --model_base_path, not both")
+    if bool(options.model_config_file) == bool(options.model_base_path):
+        raise ConfigError("give --model_config_file or --model_base_path, not both" if options.model_config_file
+                          else "nothing to serve: give --model_config_file or --model_base_path")
     if options.model_config_file:
         return mc.read_model_config(options.model_config_file)
-    if options.model_base_path:
-        return mc.config_from_flags(options.model_name, options.model_base_path)
-    raise ConfigError("nothing to serve: give --model_config_file or --model_base_path")
+    return mc.config_from_flags(options.model_name, options.model_base_path)
 
 
 def _address(host: str, port: int) -> str:
@@ -76,43 +73,36 @@ def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout)
 
     config = load_config(options)
     tls = server_tls(options.ssl_cert_file, options.ssl_key_file)
+    scheme = "https" if tls else "http"
     say = lambda line: print(f"lmk-serve: {line}", file=out, flush=True)  # noqa: E731
     where = {}
 
     def on_event(name, version, state, message):
         if state == AVAILABLE:
-            rest = f" and REST {where['rest']}/v1/models/{name}" if "rest" in where else ""
+            rest = f" and REST {scheme}://{where['rest']}/v1/models/{name}" if "rest" in where else ""
             say(f"model {name!r} version {version} is AVAILABLE on gRPC {where['grpc']}{rest}")
         elif state == "FAILED":
             say(f"model {name!r} version {version} failed to load (will retry): {message}")
         else:
             say(f"model {name!r} version {version} unloaded ({message})")
 
-    manager = ModelManager(
-        config, config_path=options.model_config_file,
-        file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
-        config_poll_wait_seconds=options.model_config_file_poll_wait_seconds,
-        limits=Limits(max_elements=options.max_image_elements), on_event=on_event,
-    )
-    grpc_server, port = create_server(
-        manager, host=options.host, port=options.port, max_workers=options.grpc_max_threads,
-        max_message_mb=options.max_request_mb, max_concurrent_requests=options.max_concurrent_requests,
-        tls=tls, model_roots=model_roots(options, config),
-    )
+    manager = ModelManager(config, config_path=options.model_config_file,
+                           file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
+                           config_poll_wait_seconds=options.model_config_file_poll_wait_seconds,
+                           limits=Limits(max_elements=options.max_image_elements), on_event=on_event)
+    shared = dict(max_concurrent_requests=options.max_concurrent_requests, tls=tls, host=options.host)
+    grpc_server, port = create_server(manager, port=options.port, max_workers=options.grpc_max_threads,
+                                      max_message_mb=options.max_request_mb,
+                                      model_roots=model_roots(options, config), **shared)
     where["grpc"] = _address(options.host, port)
-    rest = None
-    if options.rest_api_port:
-        rest = create_rest_server(
-            manager, host=options.host, port=options.rest_api_port, max_request_mb=options.max_request_mb,
-            max_concurrent_requests=options.max_concurrent_requests, tls=tls,
-        )
-        where["rest"] = ("https://" if tls else "http://") + _address(options.host, rest.server_address[1])
+    rest = options.rest_api_port and create_rest_server(manager, port=options.rest_api_port,
+                                                        max_request_mb=options.max_request_mb, **shared)
     # Ports open first so clients can poll GetModelStatus while models load.
     grpc_server.start()
-    if rest is not None:
+    if rest:
         start_in_thread(rest)
-    say(f"listening on gRPC {where['grpc']}"
-        + (f", REST {_address(options.host, rest.server_address[1])}" if rest else " (REST off)")
+        where["rest"] = _address(options.host, rest.server_address[1])
+    say(f"listening on gRPC {where['grpc']}" + (f", REST {where['rest']}" if rest else " (REST off)")
         + (" with TLS" if tls else ""))
     if not is_loopback(options.host) and tls is None:
         say(f"warning: --host={options.host} serves other machines without TLS; "
@@ -123,7 +113,7 @@ def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout)
             pass
     finally:
         say("stopping")
-        if rest is not None:
+        if rest:
             rest.shutdown()
             rest.server_close()
         grpc_server.stop(grace=5).wait()

@@ -1,53 +1,75 @@
-"""A request checked against the loaded signature, then the signature called.
+"""A request checked against the loaded signature, then run; failures carry their status code.
 
-The signature's TensorSpecs (`structured_input_signature`) say which inputs it
-takes, their dtype and which dimensions are fixed; `check` enforces exactly
-that from a tensor's dtype and shape alone, with the size limits, so a
-mistyped or oversized tensor is refused before it is decoded or allocated.
-Non-finite floats are refused with the input and the first bad index (in the
-graph a NaN would only propagate). What the model needs beyond its specs -
-spacing > 0, at least 2 pixels per axis - the exported graph asserts itself
-with tf.debugging, as stock TF Serving (which validates nothing) relies on;
-`call` answers a failed assert with INVALID_ARGUMENT and the assert's message.
+The signature's TensorSpecs say which inputs it takes, their dtype and fixed
+dimensions; `check` enforces that from a tensor's dtype and shape alone, with
+the size limits, so a mistyped or oversized tensor is refused before it is
+decoded or allocated. Non-finite floats are refused naming the input and the
+first bad index. What the model needs beyond its specs (spacing > 0, 2 pixels
+per axis) its graph asserts, as stock TF Serving relies on: `call` answers a
+failed tf.debugging assert with INVALID_ARGUMENT and the assert's message.
 """
-
-from __future__ import annotations
 
 import dataclasses
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from lmk_tf.serving.status import Internal, InvalidArgument, ResourceExhausted
+from lmk_tf.errors import RequestError
+
+# TF Serving's REST API answers NOT_FOUND with 404 and argument errors with 400.
+HTTP_STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 413, "UNAVAILABLE": 503}
+
+
+class ServingError(RequestError):
+    """A request that cannot be answered (commands print it as one line); the gRPC and REST
+    front ends answer with `code`, a grpc.StatusCode name."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class InvalidArgument(ServingError):
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(ServingError):
+    code = "NOT_FOUND"
+
+
+class ResourceExhausted(ServingError):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(ServingError):
+    code = "UNAVAILABLE"
+
+
+class Internal(ServingError):
+    code = "INTERNAL"
+
+
+def code_of(error: Exception) -> str:
+    """The status code name for any exception (unknown ones are INTERNAL)."""
+    if isinstance(error, ServingError):
+        return error.code
+    return "INVALID_ARGUMENT" if isinstance(error, RequestError) else "INTERNAL"
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Size limits of every input tensor.
+    """Size limits of every input tensor."""
 
-    Attributes:
-      max_elements: most elements in one tensor (64 Mi: a 512^3 float32 volume).
-      max_dim: most elements along one axis (no modality has more than 65536
-        pixels along an axis; more is a corrupt header).
-    """
-
-    max_elements: int = 64 * 2**20
-    max_dim: int = 65536
+    max_elements: int = 64 * 2**20  # a 512^3 float32 volume
+    max_dim: int = 65536  # no modality has more pixels along one axis; more is a corrupt header
 
 
-@dataclasses.dataclass(frozen=True)
-class SignatureSpec:
-    """A loaded signature's inputs: name -> tf.TensorSpec."""
+class SignatureSpec(NamedTuple):
+    """A loaded signature's inputs, name -> tf.TensorSpec (its `structured_input_signature`)."""
 
     inputs: dict[str, tf.TensorSpec]
-
-    @classmethod
-    def of(cls, fn) -> SignatureSpec:
-        return cls(dict(fn.structured_input_signature[1]))
 
 
 def _text(shape) -> str:
@@ -69,18 +91,16 @@ def check(name: str, spec: tf.TensorSpec, dtype: str, shape: tuple[int, ...], li
             if size is not None and size != got:
                 raise InvalidArgument(f"input {name!r} must have size {size} along axis {axis} {want}")
     if max(shape, default=0) > limits.max_dim:
-        raise InvalidArgument(f"input {name!r} has shape {_text(shape)}; at most "
-                              f"{limits.max_dim} elements per axis are accepted")
+        raise InvalidArgument(f"input {name!r} has shape {_text(shape)}; at most {limits.max_dim} "
+                              "elements per axis are accepted")
     if math.prod(shape) > limits.max_elements:
-        raise InvalidArgument(
-            f"input {name!r} has {math.prod(shape)} elements (shape {_text(shape)}), more than "
-            f"the server's limit of {limits.max_elements} (--max_image_elements)")
+        raise InvalidArgument(f"input {name!r} has {math.prod(shape)} elements (shape {_text(shape)}), more "
+                              f"than the server's limit of {limits.max_elements} (--max_image_elements)")
 
 
 def _check_names(spec: SignatureSpec, names) -> None:
     takes = ", ".join(map(repr, sorted(spec.inputs))) or "no inputs"
-    for problem, found in (("unknown", set(names) - set(spec.inputs)),
-                           ("missing", set(spec.inputs) - set(names))):
+    for problem, found in (("unknown", set(names) - set(spec.inputs)), ("missing", set(spec.inputs) - set(names))):
         if found:
             raise InvalidArgument(f"{problem} input {min(found)!r}; the signature takes {takes}")
 
@@ -107,21 +127,16 @@ def from_protos(spec: SignatureSpec, protos: Mapping[str, Any], limits: Limits =
         shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
         check(name, spec.inputs[name], dtype, shape, limits)
         try:
-            array = tf.make_ndarray(proto)
+            array = tf.make_ndarray(proto).reshape(shape)
         except Exception:
-            array = None
-        if array is None or array.shape != shape:
-            raise InvalidArgument(f"input {name!r}: tensor content does not match shape {_text(shape)}")
+            raise InvalidArgument(f"input {name!r}: tensor content does not match shape {_text(shape)}") from None
         arrays[name] = _finite(name, array)
     return arrays
 
 
-def from_values(spec: SignatureSpec, values: Mapping[str, Any], limits: Limits = Limits(), *,
-                cast: bool = False):
-    """Arrays (or lists) -> checked arrays; JSON carries no dtype, so REST casts (`cast`).
-
-    Without `cast` an array of another dtype is refused, as TF Serving's gRPC API does.
-    """
+def from_values(spec: SignatureSpec, values: Mapping[str, Any], limits: Limits = Limits(), *, cast: bool = False):
+    """Arrays (or lists) -> checked arrays. Without `cast` an array of another dtype is
+    refused, as TF Serving's gRPC API does; JSON carries no dtype, so REST casts."""
     _check_names(spec, values)
     arrays = {}
     for name, value in values.items():
@@ -131,8 +146,8 @@ def from_values(spec: SignatureSpec, values: Mapping[str, Any], limits: Limits =
                 value = np.asarray(value, dtype=want.as_numpy_dtype)
             except (TypeError, ValueError) as e:
                 raise InvalidArgument(f"input {name!r} cannot be read as {want.name}: {e}") from None
-        dtype = want.name if value.dtype == want.as_numpy_dtype else value.dtype.name
-        check(name, spec.inputs[name], dtype, value.shape, limits)
+        check(name, spec.inputs[name], want.name if value.dtype == want.as_numpy_dtype else value.dtype.name,
+              value.shape, limits)
         arrays[name] = _finite(name, value)
     return arrays
 
@@ -148,11 +163,10 @@ def call(fn, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = fn(**{name: tf.constant(value) for name, value in arrays.items()})
         return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
     except tf.errors.InvalidArgumentError as e:
-        failed = _ASSERT.search(e.message)
-        if failed is None:
-            raise InvalidArgument(f"the model rejected the request: {_first_line(e.message)}") from None
-        message = failed[1].replace("\\'", "'").replace('\\"', '"').rstrip(". ")
-        raise InvalidArgument(message + (f", got [{failed[2]}]" if failed[2] else "")) from None
+        if failed := _ASSERT.search(e.message):
+            message = failed[1].replace("\\'", "'").replace('\\"', '"').rstrip(". ")
+            raise InvalidArgument(message + (f", got [{failed[2]}]" if failed[2] else "")) from None
+        raise InvalidArgument(f"the model rejected the request: {_first_line(e.message)}") from None
     except tf.errors.ResourceExhaustedError as e:
         raise ResourceExhausted(f"out of memory running the model: {_first_line(e.message)}") from None
     except (tf.errors.OpError, ValueError, TypeError) as e:
@@ -161,7 +175,6 @@ def call(fn, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _first_line(message: str) -> str:
     """The cause in a TF op error, without "Graph execution error", node names or stacks."""
-    skip = ("Graph execution error", "Detected at node", "<stack traces")
-    lines = [line for line in message.splitlines()
-             if line.strip() and not line.startswith((" ", "\t", *skip))]
+    skip = (" ", "\t", "Graph execution error", "Detected at node", "<stack traces")
+    lines = [line for line in message.splitlines() if line.strip() and not line.startswith(skip)]
     return re.sub(r"\s*\[Op:[^\]]*\]$", "", (lines or [message.strip() or "(no message)"])[0]).strip()

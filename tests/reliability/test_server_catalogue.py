@@ -349,7 +349,7 @@ class _BlockingManager:
     def get(self, name, version=None, label=None):
         self.entered.set()
         self.release.wait(30)
-        from lmk_tf.serving.status import NotFound
+        from lmk_tf.serving.validation import NotFound
 
         raise NotFound(f"model {name!r} is not served")
 

@@ -20,12 +20,15 @@ import pytest
 import tensorflow as tf
 from PIL import Image as PILImage
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from lmk_tf.image import Image
@@ -219,6 +222,15 @@ def test_bad_requests_get_a_status_naming_the_problem(server, case):
     image, spacing = image_2d(seed=3), np.array([1.0, 2.0], np.float32)
     got = outputs_of(server["predict"].Predict(request_for(image[..., None], spacing), timeout=10))
     np.testing.assert_allclose(got["landmarks_mm"], expected(image, spacing)["landmarks_mm"], rtol=1e-5)
+
+
+def test_classify_regress_and_multi_inference_are_unimplemented(server):
+    for method, request in [("Classify", classification_pb2.ClassificationRequest()),
+                            ("Regress", regression_pb2.RegressionRequest()),
+                            ("MultiInference", inference_pb2.MultiInferenceRequest())]:
+        with pytest.raises(grpc.RpcError) as info:
+            getattr(server["predict"], method)(request, timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED, method
 
 
 def test_too_large_message_is_resource_exhausted(server):

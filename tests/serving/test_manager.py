@@ -10,7 +10,7 @@ from lmk_tf.export.contract import WARMUP_FILE
 from lmk_tf.export.warmup import write_warmup_requests
 from lmk_tf.serving import model_config as mc
 from lmk_tf.serving.manager import AVAILABLE, END, ModelManager, select_versions
-from lmk_tf.serving.status import NotFound
+from lmk_tf.serving.validation import NotFound
 from tests.serving.conftest import install_version
 
 

@@ -73,7 +73,7 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 def test_config_from_flags_round_trips_through_text():
     config = mc.config_from_flags("demo", "/tmp/models/demo")
-    again = mc.parse_model_config(mc.config_to_text(config))
+    again = mc.parse_model_config(text_format.MessageToString(config))
     assert again == config
     (model,) = again.model_config_list.config
     assert (model.name, model.base_path, model.model_platform) == ("demo", "/tmp/models/demo", "tensorflow")

@@ -8,8 +8,16 @@ import pytest
 import tensorflow as tf
 
 from lmk_tf.serving import servable
-from lmk_tf.serving.status import Internal, InvalidArgument, NotFound, code_of
-from lmk_tf.serving.validation import Limits, SignatureSpec, from_protos, from_values
+from lmk_tf.serving.validation import (
+    Internal,
+    InvalidArgument,
+    Limits,
+    NotFound,
+    SignatureSpec,
+    code_of,
+    from_protos,
+    from_values,
+)
 from tests.serving.toy_model import expected
 
 SPEC_2D = SignatureSpec({
