@@ -1,10 +1,8 @@
 """Landmarks from a TF Serving (or lmk-serve) server with the stock stubs.
 
-Requests as tensorflow_serving/example/resnet_client_grpc.py builds them, with
-a deadline on every call. The server answers in indices and mm; world
-coordinates need the image's origin and direction, which stay here. Landmark
-names: a `names` argument, else the model's `model_info` signature (asked once
-per model version), else landmark_0, landmark_1, ...
+Requests as tensorflow_serving/example/resnet_client_grpc.py builds them, with a
+deadline on every call; world coordinates (the image's origin and direction stay
+on the client) and landmark names (from the model's `model_info` signature) are added.
 """
 
 import csv
@@ -126,13 +124,13 @@ def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
     }
 
 
-def format_results(results, fmt: str = "json") -> str:
-    """One result dict or a list of them (each may carry "file") as JSON or CSV text.
+def _g(values) -> list[str]:
+    return [f"{v:.6g}" for v in values]
 
-    CSV: one row per image and landmark, with file, landmark, present, confidence,
-    index_<axis>, mm_<axis> (array-axis order), world_<x|y|z> columns for the
-    largest dimensionality present (empty cells for 2D rows in a 3D table).
-    """
+
+def format_results(results, fmt: str = "json") -> str:
+    """One result dict or a list of them (each may carry "file") as JSON or CSV text: one
+    row per image and landmark, axes of the largest dimensionality (2D rows padded in 3D)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     items = [results] if isinstance(results, dict) else list(results)
@@ -145,13 +143,8 @@ def format_results(results, fmt: str = "json") -> str:
     writer.writerow(["file", "landmark", "present", "confidence"] + [f"index_{a}" for a in index_axes]
                     + [f"mm_{a}" for a in index_axes] + [f"world_{a}" for a in world_axes])
     for r in items:
-        pad = ndim - len(r["shape"])
+        pad = [""] * (ndim - len(r["shape"]))  # a 2D row in a 3D table: no slice axis in front, no z at the end
         for lm in r["landmarks"]:
-            # A 2D row in a 3D table: no slice axis in front, no z at the end.
-            writer.writerow(
-                [r.get("file", ""), lm["name"], int(lm["present"]), f"{lm['confidence']:.6g}"]
-                + [""] * pad + [f"{v:.6g}" for v in lm["index"]]
-                + [""] * pad + [f"{v:.6g}" for v in lm["mm"]]
-                + [f"{v:.6g}" for v in lm["world"]] + [""] * pad
-            )
+            writer.writerow([r.get("file", ""), lm["name"], int(lm["present"])] + _g([lm["confidence"]]) + pad
+                            + _g(lm["index"]) + pad + _g(lm["mm"]) + _g(lm["world"]) + pad)
     return out.getvalue()

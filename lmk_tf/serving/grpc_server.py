@@ -1,15 +1,11 @@
 """TF Serving's gRPC API over a ModelManager, registered with the generated add_*_to_server.
 
-Stock stubs cannot tell it from tensorflow_model_server for Predict,
-GetModelMetadata (signature_def), GetModelStatus and HandleReloadConfigRequest;
-Classify, Regress and MultiInference answer UNIMPLEMENTED (as the generated base
-classes do). Every failure is a status code (status.py); requests run in a
-thread pool. No name or path from a request reaches the file system: models are
-looked up among the configured ones, and a ReloadConfigRequest may only name
-base paths inside the allowed model roots.
+Stock stubs cannot tell it from tensorflow_model_server for Predict, GetModelMetadata,
+GetModelStatus and HandleReloadConfigRequest; Classify, Regress and MultiInference
+answer UNIMPLEMENTED, as the generated base classes do. No name or path from a
+request reaches the file system: models are looked up among the configured ones.
 """
 
-import logging
 import os
 from concurrent import futures
 
@@ -26,10 +22,8 @@ from tensorflow_serving.apis import (
 
 from lmk_tf.errors import ConfigError
 from lmk_tf.export import contract
-from lmk_tf.serving import model_config as mc
-from lmk_tf.serving.validation import InvalidArgument, ServingError, code_of
-
-log = logging.getLogger(__name__)
+from lmk_tf.serving.manager import check_model_config
+from lmk_tf.serving.validation import InvalidArgument, status_of
 
 
 def _spec(model_spec) -> tuple[str, int | None, str | None]:
@@ -61,9 +55,8 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
             if name not in outputs:
                 raise InvalidArgument(f"output_filter names unknown output {name!r}; the "
                                       f"signature returns {', '.join(map(repr, sorted(outputs)))}")
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name, response.model_spec.signature_name = served.name, signature_name
-        response.model_spec.version.value = served.version
+        response = predict_pb2.PredictResponse(model_spec=request.model_spec)  # a label becomes the version
+        response.model_spec.version.value, response.model_spec.signature_name = served.version, signature_name
         for name in request.output_filter or outputs:
             response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
         return response
@@ -94,7 +87,7 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
 
     def HandleReloadConfigRequest(self, request, context):
         try:
-            mc.check_model_config(request.config, source="ReloadConfigRequest")
+            check_model_config(request.config, source="ReloadConfigRequest")
         except ConfigError as e:
             raise InvalidArgument(str(e)) from None
         # Every base path is checked before anything touches the disk.
@@ -102,8 +95,7 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
             path = model.base_path
             if "://" in path or "\x00" in path:
                 raise InvalidArgument(f"model {model.name!r}: base_path {path!r} is not a local path")
-            resolved = os.path.normpath(os.path.abspath(path))
-            if not any(resolved == r or resolved.startswith(r.rstrip(os.sep) + os.sep) for r in self._roots):
+            if not any(os.path.commonpath([os.path.abspath(path), r]) == r for r in self._roots):
                 raise InvalidArgument(f"model {model.name!r}: base_path {path!r} is outside the allowed "
                                       "model roots (--allowed_model_roots); a ReloadConfigRequest cannot "
                                       "point the server elsewhere")
@@ -137,24 +129,22 @@ class _StatusCodes(grpc.ServerInterceptor):
             except NotImplementedError:  # Classify, Regress, MultiInference: UNIMPLEMENTED, as the base class set
                 raise
             except Exception as e:
-                message = str(e)
-                if not isinstance(e, ServingError):
-                    log.exception("unexpected error answering a request")
-                    message = f"internal error: {type(e).__name__}: {e}"
-                context.abort(getattr(grpc.StatusCode, code_of(e)), message)
+                code, message = status_of(e)
+                context.abort(getattr(grpc.StatusCode, code), message)
 
         return handler._replace(request_deserializer=deserialize, unary_unary=unary_unary)
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def create_server(manager, *, host: str = "127.0.0.1", port: int = 8500, max_workers: int = 16,
                   max_message_mb: int = contract.MAX_REQUEST_MB, max_concurrent_requests: int = 64,
                   tls=None, model_roots=None) -> tuple[grpc.Server, int]:
-    """A gRPC server bound to host:port, not started yet: (server, bound port).
-
-    Messages over `max_message_mb` and requests over `max_concurrent_requests`
-    (running or queued; 0 = no limit) get RESOURCE_EXHAUSTED at once instead of
-    piling up in memory. `tls`: a tls.ServerTls (None: plaintext).
-    """
+    """(gRPC server bound to host:port, not started, bound port). Messages over `max_message_mb`
+    and requests over `max_concurrent_requests` (running or queued; 0 = no limit) get
+    RESOURCE_EXHAUSTED at once instead of piling up in memory. `tls`: a tls.ServerTls."""
     limit = int(max_message_mb * 2**20)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
@@ -165,12 +155,11 @@ def create_server(manager, *, host: str = "127.0.0.1", port: int = 8500, max_wor
     servicer = Servicer(manager, model_roots)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicer, server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = address(host, port)
     try:
-        bound = (server.add_insecure_port(address) if tls is None
-                 else server.add_secure_port(address, tls.grpc_credentials))
+        bound = server.add_insecure_port(where) if tls is None else server.add_secure_port(where, tls.grpc_credentials)
     except RuntimeError as e:
-        raise ConfigError(f"cannot bind gRPC to {address}: {e}") from None
+        raise ConfigError(f"cannot bind gRPC to {where}: {e}") from None
     if bound == 0:
-        raise ConfigError(f"cannot bind gRPC to {address} (port in use, or a bad TLS certificate/key?)")
+        raise ConfigError(f"cannot bind gRPC to {where} (port in use, or a bad TLS certificate/key?)")
     return server, bound

@@ -14,12 +14,9 @@ from lmk_tf.image import Image
 
 
 def read_image_for_model(path: str, spacing=None, *, warn=None) -> Image:
-    """Read an image file for prediction; a file that states no spacing needs `spacing`.
-
-    Readers fall back to 1.0 mm with a warning (fine for looking at an image);
-    millimetres from a guessed spacing are wrong without anyone noticing, so
-    here it is an error naming the file. Other reader warnings go to `warn(message)`.
-    """
+    """Read an image file for prediction. Readers fall back to 1.0 mm for a file that states no
+    spacing; millimetres from a guessed spacing are silently wrong, so here that is an error
+    unless `spacing` is given. Other reader warnings go to `warn(message)`."""
     from lmk_tf.io import read_image
 
     with warnings.catch_warnings(record=True) as caught:

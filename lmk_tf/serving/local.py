@@ -12,6 +12,7 @@ import numpy as np
 from lmk_tf.export.contract import DEFAULT_SIGNATURE, IMAGE, SPACING
 from lmk_tf.image import Image
 from lmk_tf.serving import servable
+from lmk_tf.serving.client import shape_results
 from lmk_tf.serving.validation import Limits
 
 
@@ -22,14 +23,8 @@ class LocalModel:
     def __init__(self, saved_model_dir: str, *, limits: Limits = Limits(), warmup: bool = False):
         self.path, self.version = servable.resolve_model_dir(saved_model_dir)
         self.served = servable.load_version(self.path, version=self.version, limits=limits, warmup=warmup)
-
-    @property
-    def model_info(self) -> dict[str, Any]:
-        return self.served.model_info
-
-    @property
-    def landmark_names(self) -> list[str] | None:
-        return list(self.served.model_info.get("landmark_names") or []) or None
+        self.model_info: dict[str, Any] = self.served.model_info
+        self.landmark_names: list[str] | None = list(self.model_info.get("landmark_names") or []) or None
 
     def predict(self, inputs: Mapping[str, Any], *, signature: str = DEFAULT_SIGNATURE) -> dict[str, np.ndarray]:
         """Validated call of a signature: name -> array in, name -> array out."""
@@ -37,8 +32,6 @@ class LocalModel:
 
     def predict_image(self, image: Image, *, names: Sequence[str] | None = None) -> dict[str, Any]:
         """Landmarks for one image, shaped exactly like `client.predict_image`."""
-        from lmk_tf.serving.client import shape_results
-
         outputs = self.predict({IMAGE: np.asarray(image.array, np.float32)[..., np.newaxis],
                                 SPACING: np.asarray(image.spacing, np.float32)})
         return shape_results(outputs, image, names if names is not None else self.landmark_names,

@@ -1,13 +1,11 @@
-"""Which model versions are loaded, kept in step with models.config and the disk.
+"""Which model versions are loaded, kept in step with models.config (parsed here) and the disk.
 
-Like TF Serving's file-system source and version policy: integer-named version
-directories holding saved_model.pb are listed, the policy (latest N - default
-1 -, all, specific) picks what to serve; a version found by polling is loaded
-once its files stayed the same for one poll (never half-copied), a failed load
-is retried when its files change or after `retry_interval_seconds`; a version
-no longer wanted or removed is unloaded only once every wanted one is
-AVAILABLE, so neither a swap nor a removal leaves a gap. Thread-safe; loading
-happens outside the lock, so requests keep being answered meanwhile.
+As TF Serving's file-system source and version policy (latest N - default 1 -,
+all, specific). A version found by polling loads once its files stayed the same
+for one poll (never half-copied); a failed load is retried when its files change;
+a version no longer wanted or removed is unloaded only once every wanted one is
+AVAILABLE, so neither a swap nor a removal leaves a gap. Loading happens outside
+the lock, so requests keep being answered meanwhile.
 """
 
 import dataclasses
@@ -18,8 +16,10 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
 from lmk_tf.errors import ConfigError, LmkError
-from lmk_tf.serving import model_config as mc
 from lmk_tf.serving import servable
 from lmk_tf.serving.validation import Limits, NotFound
 
@@ -27,6 +27,65 @@ log = logging.getLogger(__name__)
 
 # States as GetModelStatus names them (ModelVersionStatus.State).
 LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
+# models.config is a text-format ModelServerConfig, parsed with tensorflow-serving-api's proto:
+# a file this server accepts is one tensorflow_model_server accepts, and the other way round.
+ModelServerConfig = model_server_config_pb2.ModelServerConfig
+
+
+def parse_model_config(text: str, *, source: str = "<string>") -> ModelServerConfig:
+    """Text-format ModelServerConfig -> proto; errors name `source` and the line."""
+    config = ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        # The proto library's message starts with "line:col : "; say which file instead.
+        where = f"{e.GetLine()}:{e.GetColumn()}"
+        raise ConfigError(f"{source}:{where}: {str(e).removeprefix(where + ' : ')}") from None
+    check_model_config(config, source=source)
+    return config
+
+
+def read_model_config(path: str) -> ModelServerConfig:
+    """Read and check a models.config file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_model_config(f.read(), source=path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read model config: {e.strerror}") from None
+
+
+def config_from_flags(model_name: str, model_base_path: str) -> ModelServerConfig:
+    """The one-model config that --model_name/--model_base_path stand for."""
+    if not model_base_path:
+        raise ConfigError("--model_base_path is empty; give it or --model_config_file")
+    config = ModelServerConfig()
+    config.model_config_list.config.add(name=model_name or "default", base_path=model_base_path,
+                                        model_platform="tensorflow")
+    check_model_config(config, source="--model_name/--model_base_path")
+    return config
+
+
+def check_model_config(config: ModelServerConfig, *, source: str) -> None:
+    """Reject what the proto allows but no server can serve, naming the model."""
+    if config.WhichOneof("config") == "custom_model_config":
+        raise ConfigError(f"{source}: custom_model_config is not supported; use model_config_list")
+    names = [m.name for m in config.model_config_list.config]
+    for model in config.model_config_list.config:
+        where, policy = f"{source}: model {model.name!r}", model.model_version_policy
+        choice = policy.WhichOneof("policy_choice")
+        labels = [f"{label!r} -> {v}" for label, v in model.version_labels.items() if v <= 0]
+        for failed, message in [
+            (not model.name, f"{source}: a model config has no name"),
+            (names.count(model.name) > 1, f"{where} appears twice"),
+            (not model.base_path, f"{where} has no base_path"),
+            (model.model_platform not in ("", "tensorflow"),  # TF Serving's only SavedModel platform
+             f"{where} has model_platform {model.model_platform!r}; only 'tensorflow' is supported"),
+            (choice == "latest" and policy.latest.num_versions < 0, f"{where}: latest.num_versions must be >= 0"),
+            (choice == "specific" and not policy.specific.versions, f"{where}: specific policy lists no versions"),
+            (labels, f"{where}: version label {''.join(labels[:1])}; versions are positive integers"),
+        ]:
+            if failed:
+                raise ConfigError(message)
 
 
 class VersionStatus(NamedTuple):
@@ -73,14 +132,10 @@ def select_versions(policy, on_disk) -> set[int]:
 
 
 class ModelManager:
-    """Loads, serves and unloads model versions according to a ModelServerConfig.
-
-    `config_path` (the file `config` came from) is re-read every
-    `config_poll_wait_seconds` and the base paths scanned every
-    `file_system_poll_wait_seconds` (0: never / only at start). `on_event(model,
-    version, state, message)` is called when a version becomes AVAILABLE, ENDs or
-    FAILED to load; `warmup` replays warm-up requests before AVAILABLE.
-    """
+    """Loads, serves and unloads versions by a ModelServerConfig; `config_path` (where `config`
+    came from) is re-read every `config_poll_wait_seconds`, base paths scanned every
+    `file_system_poll_wait_seconds` (0: never / only at start). `on_event(model, version,
+    state, message)` is told of each AVAILABLE, END and FAILED."""
 
     def __init__(self, config, *, config_path: str | None = None, file_system_poll_wait_seconds: float = 1.0,
                  config_poll_wait_seconds: float = 0.0, limits: Limits = Limits(),
@@ -127,7 +182,8 @@ class ModelManager:
                 for version in self._models.pop(name).served:
                     self._on_event(name, version, END, "model removed from config")
             for name, model_config in wanted.items():
-                base, current = mc.resolve_base_path(model_config.base_path), self._models.get(name)
+                # As TF Serving: a relative base path is one from the working directory.
+                base, current = os.path.abspath(model_config.base_path), self._models.get(name)
                 if current is not None and current.base_path == base:
                     current.config = model_config
                     continue
@@ -137,7 +193,7 @@ class ModelManager:
 
     def reload_config(self, config) -> None:
         """Apply a new ModelServerConfig now and load what it asks for."""
-        mc.check_model_config(config, source="reloaded config")
+        check_model_config(config, source="reloaded config")
         with self._poll_lock:
             self._apply_config(config)
         self.poll(initial=True)
@@ -145,7 +201,7 @@ class ModelManager:
     def reread_config_file(self) -> None:
         """Apply the config file if it changed and is valid; otherwise keep the running config."""
         try:
-            config, self._file_error = mc.read_model_config(self._config_path), None
+            config, self._file_error = read_model_config(self._config_path), None
         except ConfigError as e:
             if str(e) != self._file_error:  # reported once, not every poll
                 log.error("%s; keeping the current config", e)
@@ -157,11 +213,8 @@ class ModelManager:
             self.reload_config(config)
 
     def poll(self, *, initial: bool = False) -> None:
-        """Scan every base path once and load/unload versions to match the policy.
-
-        `initial` loads what this scan finds at once; otherwise a new version
-        must look the same on two consecutive scans first.
-        """
+        """Scan every base path once and load/unload to match the policy; a new version loads
+        when two consecutive scans saw the same files, or at once if `initial`."""
         with self._poll_lock:
             with self._lock:
                 models = list(self._models.items())
@@ -211,10 +264,6 @@ class ModelManager:
             model.failed.pop(version, None)
             model.status[version] = VersionStatus(version, AVAILABLE)
         self._on_event(name, version, AVAILABLE, path)
-
-    def model_names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._models)
 
     def _model(self, name: str) -> _Model:
         if name not in self._models:

@@ -4,13 +4,10 @@
   GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata  signature_defs
   POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict   predictions
 
-As TF Serving: {"inputs": {...}} -> {"outputs": {...}} (columnar), {"instances":
-[...]} -> {"predictions": [...]} (row), a single output bare, strings as JSON
-strings and as {"b64": ...} when the output's name ends in `_bytes`, errors as
-{"error": "..."} with 400, 404, 413 (body over the limit) or 503 (over the
-concurrency limit). One difference: TF Serving stacks instances into a batch,
-which an unbatched signature (one image of any size) cannot take; here each
-instance runs on its own.
+As TF Serving: {"inputs": {...}} -> {"outputs": {...}}, {"instances": [...]} ->
+{"predictions": [...]}, a single output bare, strings as JSON strings ({"b64": ...}
+for outputs named *_bytes), errors {"error": "..."} with 400, 404, 413 or 503. But
+each instance runs on its own: an unbatched signature cannot take TF Serving's stack.
 """
 
 import base64
@@ -39,9 +36,9 @@ def to_json(name: str, value: np.ndarray):
     """An output as TF Serving's REST API writes it: strings as text, `*_bytes` as base64."""
     if value.dtype.kind not in "SO":
         return value.tolist()
-    if name.endswith("_bytes"):
-        return np.vectorize(lambda b: {"b64": base64.b64encode(b).decode("ascii")}, otypes=[object])(value).tolist()
-    return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value).tolist()
+    binary = name.endswith("_bytes")
+    return np.vectorize(lambda b: {"b64": base64.b64encode(b).decode()} if binary else b.decode("utf-8", "replace"),
+                        otypes=[object])(value).tolist()
 
 
 def predict_json(served, body: dict) -> dict:
@@ -56,10 +53,8 @@ def predict_json(served, body: dict) -> dict:
             if len(inputs) != 1:  # a bare value is allowed for one-input signatures only
                 raise validation.InvalidArgument(f"'{key}' must name the inputs {', '.join(map(repr, sorted(inputs)))}")
             value = {next(iter(inputs)): value}
-        outputs = served.predict_arrays(signature_name, value, cast=True)
-        if len(outputs) == 1:
-            return to_json(*next(iter(outputs.items())))
-        return {name: to_json(name, array) for name, array in outputs.items()}
+        outputs = {k: to_json(k, v) for k, v in served.predict_arrays(signature_name, value, cast=True).items()}
+        return next(iter(outputs.values())) if len(outputs) == 1 else outputs
 
     if "inputs" in body:
         return {"outputs": run(body["inputs"], "inputs")}
@@ -77,25 +72,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         log.debug("rest %s - " + format, self.address_string(), *args)
 
-    def do_GET(self):
-        self._answer(self._get)
-
-    def do_POST(self):
-        self._answer(self._post)
-
-    def _answer(self, respond) -> None:
+    def _answer(self) -> None:
         try:
-            code, body = 200, respond(*self._route())
+            code, body = 200, (self._get if self.command == "GET" else self._post)(*self._route())
         except Exception as e:
-            if not isinstance(e, validation.ServingError):
-                log.exception("unexpected error answering a REST request")
-            code, body = validation.HTTP_STATUS.get(validation.code_of(e), 500), {"error": str(e)}
+            status, message = validation.status_of(e)
+            code, body = validation.HTTP_STATUS.get(status, 500), {"error": message}
         data = json.dumps(body).encode("utf-8")
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    do_GET = do_POST = _answer
 
     def _route(self):
         """The path's ModelSpec (a version must be an integer) and what follows it."""
@@ -134,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not length.isdigit():
                 raise validation.InvalidArgument("Content-Length must be a non-negative integer")
             raise validation.ResourceExhausted(f"request body of {length} bytes is over the limit of "
-                                           f"{self.max_body_bytes} (--max_request_mb)")
+                                               f"{self.max_body_bytes} (--max_request_mb)")
         # The slot is taken before the body is read, so the bodies held in memory are bounded too.
         if not self.slots.acquire(blocking=False):
             self.close_connection = True
@@ -154,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
 def create_rest_server(manager, *, host: str = "127.0.0.1", port: int = 8501,
                        max_request_mb: int = contract.MAX_REQUEST_MB, max_concurrent_requests: int = 0,
                        tls=None) -> ThreadingHTTPServer:
-    """A bound REST server (`max_concurrent_requests` 0: no limit); `start_in_thread` it,
+    """A bound REST server (`max_concurrent_requests` 0: no limit): `serve_forever()` in a thread,
     `shutdown()` to stop. `tls` (a tls.ServerTls, the gRPC port's) makes it HTTPS; the
     handshake happens in the request's thread, so a slow client cannot stall the accept loop."""
     handler = type("Handler", (_Handler,), {
@@ -168,9 +158,3 @@ def create_rest_server(manager, *, host: str = "127.0.0.1", port: int = 8501,
         server.socket = tls.ssl_context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.daemon_threads = True
     return server
-
-
-def start_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="rest", daemon=True)
-    thread.start()
-    return thread

@@ -27,11 +27,8 @@ class ServedSignature(NamedTuple):
 
 @dataclasses.dataclass
 class ServedVersion:
-    """One version of one model (`name` '' in-process), loaded and ready to answer requests.
-
-    `signature_defs` are those of saved_model.pb, exactly what TF Serving's
-    GetModelMetadata returns; `model_info` is assets/model_info.json ({} if absent).
-    """
+    """One version of one model (`name` '' in-process), loaded; `signature_defs` are saved_model.pb's,
+    as TF Serving's GetModelMetadata returns them, `model_info` assets/model_info.json ({} if absent)."""
 
     name: str
     version: int
@@ -114,11 +111,8 @@ def load_version(path: str, *, name: str = "", version: int = 0,
 
 
 def replay_warmup(served: ServedVersion) -> int:
-    """Run the version's warm-up file (TFRecord of PredictionLog) once; returns the count.
-
-    A failing record fails the load, as in TF Serving: a model that cannot
-    answer its own warm-up requests should not become AVAILABLE.
-    """
+    """Run the version's warm-up file (TFRecord of PredictionLog) once; returns the count. A failing
+    record fails the load, as in TF Serving: a model that cannot answer it must not be AVAILABLE."""
     from tensorflow_serving.apis import prediction_log_pb2
 
     warmup_path = os.path.join(served.path, contract.WARMUP_FILE)

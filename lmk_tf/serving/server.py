@@ -12,7 +12,6 @@ import threading
 
 from lmk_tf.errors import ConfigError
 from lmk_tf.export import contract
-from lmk_tf.serving import model_config as mc
 from lmk_tf.serving.validation import Limits
 
 
@@ -44,47 +43,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def model_roots(options: ServerOptions, config) -> list[str]:
-    """Where a ReloadConfigRequest may point: the flag, else the configured base paths' parents."""
-    if options.allowed_model_roots is not None:
-        return [os.path.abspath(r) for r in options.allowed_model_roots]
-    return sorted({os.path.dirname(mc.resolve_base_path(m.base_path)) for m in config.model_config_list.config})
+def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout) -> None:
+    """Serve until `stop` is set; prints the address and each version's state to `out`."""
+    from lmk_tf.serving.grpc_server import address, create_server
+    from lmk_tf.serving.manager import AVAILABLE, ModelManager, config_from_flags, read_model_config
+    from lmk_tf.serving.rest_server import create_rest_server
+    from lmk_tf.serving.tls import server_tls
 
-
-def load_config(options: ServerOptions):
     if bool(options.model_config_file) == bool(options.model_base_path):
         raise ConfigError("give --model_config_file or --model_base_path, not both" if options.model_config_file
                           else "nothing to serve: give --model_config_file or --model_base_path")
-    if options.model_config_file:
-        return mc.read_model_config(options.model_config_file)
-    return mc.config_from_flags(options.model_name, options.model_base_path)
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout) -> None:
-    """Serve until `stop` is set; prints the address and each version's state to `out`."""
-    from lmk_tf.serving.grpc_server import create_server
-    from lmk_tf.serving.manager import AVAILABLE, ModelManager
-    from lmk_tf.serving.rest_server import create_rest_server, start_in_thread
-    from lmk_tf.serving.tls import server_tls
-
-    config = load_config(options)
+    config = (read_model_config(options.model_config_file) if options.model_config_file
+              else config_from_flags(options.model_name, options.model_base_path))
+    # Where a ReloadConfigRequest may point: the flag, else the configured base paths' parents.
+    roots = ([os.path.abspath(r) for r in options.allowed_model_roots] if options.allowed_model_roots is not None
+             else sorted({os.path.dirname(os.path.abspath(m.base_path)) for m in config.model_config_list.config}))
     tls = server_tls(options.ssl_cert_file, options.ssl_key_file)
     scheme = "https" if tls else "http"
     say = lambda line: print(f"lmk-serve: {line}", file=out, flush=True)  # noqa: E731
     where = {}
 
     def on_event(name, version, state, message):
-        if state == AVAILABLE:
-            rest = f" and REST {scheme}://{where['rest']}/v1/models/{name}" if "rest" in where else ""
-            say(f"model {name!r} version {version} is AVAILABLE on gRPC {where['grpc']}{rest}")
-        elif state == "FAILED":
-            say(f"model {name!r} version {version} failed to load (will retry): {message}")
-        else:
-            say(f"model {name!r} version {version} unloaded ({message})")
+        rest = f" and REST {scheme}://{where['rest']}/v1/models/{name}" if "rest" in where else ""
+        say(f"model {name!r} version {version} " + {
+            AVAILABLE: f"is AVAILABLE on gRPC {where['grpc']}{rest}",
+            "FAILED": f"failed to load (will retry): {message}"}.get(state, f"unloaded ({message})"))
 
     manager = ModelManager(config, config_path=options.model_config_file,
                            file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
@@ -92,16 +75,15 @@ def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout)
                            limits=Limits(max_elements=options.max_image_elements), on_event=on_event)
     shared = dict(max_concurrent_requests=options.max_concurrent_requests, tls=tls, host=options.host)
     grpc_server, port = create_server(manager, port=options.port, max_workers=options.grpc_max_threads,
-                                      max_message_mb=options.max_request_mb,
-                                      model_roots=model_roots(options, config), **shared)
-    where["grpc"] = _address(options.host, port)
+                                      max_message_mb=options.max_request_mb, model_roots=roots, **shared)
+    where["grpc"] = address(options.host, port)
     rest = options.rest_api_port and create_rest_server(manager, port=options.rest_api_port,
                                                         max_request_mb=options.max_request_mb, **shared)
     # Ports open first so clients can poll GetModelStatus while models load.
     grpc_server.start()
     if rest:
-        start_in_thread(rest)
-        where["rest"] = _address(options.host, rest.server_address[1])
+        threading.Thread(target=rest.serve_forever, name="rest", daemon=True).start()
+        where["rest"] = address(options.host, rest.server_address[1])
     say(f"listening on gRPC {where['grpc']}" + (f", REST {where['rest']}" if rest else " (REST off)")
         + (" with TLS" if tls else ""))
     if not is_loopback(options.host) and tls is None:

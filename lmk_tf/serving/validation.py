@@ -10,6 +10,7 @@ failed tf.debugging assert with INVALID_ARGUMENT and the assert's message.
 """
 
 import dataclasses
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -51,11 +52,12 @@ class Internal(ServingError):
     code = "INTERNAL"
 
 
-def code_of(error: Exception) -> str:
-    """The status code name for any exception (unknown ones are INTERNAL)."""
-    if isinstance(error, ServingError):
-        return error.code
-    return "INVALID_ARGUMENT" if isinstance(error, RequestError) else "INTERNAL"
+def status_of(error: Exception) -> tuple[str, str]:
+    """(status code name, message) that answer `error`; an unexpected one is logged, INTERNAL."""
+    if isinstance(error, RequestError):
+        return getattr(error, "code", "INVALID_ARGUMENT"), str(error)
+    logging.getLogger(__name__).exception("unexpected error answering a request")
+    return "INTERNAL", f"internal error: {type(error).__name__}: {error}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,10 +26,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from lmk_tf.serving import model_config as mc
 from lmk_tf.serving.grpc_server import create_server
-from lmk_tf.serving.manager import ModelManager
-from lmk_tf.serving.rest_server import create_rest_server, start_in_thread
+from lmk_tf.serving.manager import ModelManager, config_from_flags
+from lmk_tf.serving.rest_server import create_rest_server
 from tests.serving.conftest import free_port, install_version, toy_export  # noqa: F401 - fixture
 from tests.serving.server_process import ServerProcess
 from tests.serving.toy_model import expected
@@ -380,10 +379,10 @@ def test_requests_over_the_concurrency_limit_are_resource_exhausted():
 def test_rest_requests_over_the_concurrency_limit_are_503(tmp_path, toy_export):  # noqa: F811
     base = str(tmp_path / "toy")
     install_version(toy_export["2d"], base, 1)
-    manager = ModelManager(mc.config_from_flags("toy", base), file_system_poll_wait_seconds=0, warmup=False)
+    manager = ModelManager(config_from_flags("toy", base), file_system_poll_wait_seconds=0, warmup=False)
     manager.start()
     rest = create_rest_server(manager, port=0, max_concurrent_requests=1)
-    start_in_thread(rest)
+    threading.Thread(target=rest.serve_forever, daemon=True).start()
     port = rest.server_address[1]
     body = json.dumps({"inputs": {"image": good_image().tolist(), "spacing": [0.5, 0.25]}}).encode()
     try:
@@ -415,7 +414,7 @@ def test_rest_requests_over_the_concurrency_limit_are_503(tmp_path, toy_export):
 def test_in_process_server_allows_reload_paths_only_when_told(tmp_path, toy_export):  # noqa: F811
     base = str(tmp_path / "roots" / "toy")
     install_version(toy_export["2d"], base, 1)
-    config = mc.config_from_flags("toy", base)
+    config = config_from_flags("toy", base)
     manager = ModelManager(config, file_system_poll_wait_seconds=0, warmup=False)
     manager.start()
     grpc_server, port = create_server(manager, port=0, model_roots=[str(tmp_path / "roots")])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lmk_tf.errors import RequestError
 from lmk_tf.serving import servable
 from lmk_tf.serving.validation import (
     Internal,
@@ -14,9 +15,9 @@ from lmk_tf.serving.validation import (
     Limits,
     NotFound,
     SignatureSpec,
-    code_of,
     from_protos,
     from_values,
+    status_of,
 )
 from tests.serving.toy_model import expected
 
@@ -156,7 +157,9 @@ def test_graph_asserts_are_invalid_argument_with_their_own_message(toy, inputs, 
 def test_other_failures_become_status_codes(toy):
     with pytest.raises(NotFound, match="has no signature 'nope'"):
         toy.predict_arrays("nope", good())
-    assert code_of(Internal("x")) == "INTERNAL" and code_of(ValueError("x")) == "INTERNAL"
+    assert status_of(Internal("x")) == ("INTERNAL", "x")
+    assert status_of(ValueError("x")) == ("INTERNAL", "internal error: ValueError: x")
+    assert status_of(RequestError("y")) == ("INVALID_ARGUMENT", "y")
     # The model still answers after the failures.
     assert toy.predict_arrays("serving_default", good())["present"].shape == (3,)
 
