@@ -1,9 +1,6 @@
-"""Landmarks from a TF Serving (or lmk-serve) server with the stock stubs.
-
-Requests as tensorflow_serving/example/resnet_client_grpc.py builds them, with a
-deadline on every call; world coordinates (the image's origin and direction stay
-on the client) and landmark names (from the model's `model_info` signature) are added.
-"""
+"""Landmarks from a TF Serving (or lmk-serve) server with the stock stubs, as
+tensorflow_serving/example/resnet_client_grpc.py asks (a deadline on every call), with world
+coordinates (origin and direction stay on the client) and names (the `model_info` signature)."""
 
 import csv
 import io

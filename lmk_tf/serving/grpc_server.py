@@ -36,8 +36,8 @@ def _spec(model_spec) -> tuple[str, int | None, str | None]:
 
 
 class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
-    """Both services over one manager; the REST server calls the same methods (context None).
-    `model_roots`: where a ReloadConfigRequest may point (None: anywhere, for in-process use)."""
+    """Both services over one manager, also called by REST (context None); a ReloadConfigRequest
+    may point into `model_roots` only (None: anywhere, for in-process use)."""
 
     def __init__(self, manager, model_roots=None):
         self._manager = manager
@@ -62,11 +62,8 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
         return response
 
     def GetModelMetadata(self, request, context):
-        if not request.metadata_field:
-            raise InvalidArgument("GetModelMetadataRequest must name a metadata_field ('signature_def')")
-        for field in request.metadata_field:
-            if field != "signature_def":
-                raise InvalidArgument(f"metadata field {field!r} is not supported; use 'signature_def'")
+        if list(request.metadata_field) != ["signature_def"]:
+            raise InvalidArgument(f"metadata_field must be ['signature_def'], got {list(request.metadata_field)}")
         served = self.resolve(request.model_spec)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name, response.model_spec.version.value = served.name, served.version
@@ -86,27 +83,22 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
         return response
 
     def HandleReloadConfigRequest(self, request, context):
-        try:
-            check_model_config(request.config, source="ReloadConfigRequest")
-        except ConfigError as e:
-            raise InvalidArgument(str(e)) from None
+        check_model_config(request.config, source="ReloadConfigRequest")  # a ConfigError: INVALID_ARGUMENT
         # Every base path is checked before anything touches the disk.
         for model in request.config.model_config_list.config if self._roots is not None else ():
             path = model.base_path
             if "://" in path or "\x00" in path:
                 raise InvalidArgument(f"model {model.name!r}: base_path {path!r} is not a local path")
             if not any(os.path.commonpath([os.path.abspath(path), r]) == r for r in self._roots):
-                raise InvalidArgument(f"model {model.name!r}: base_path {path!r} is outside the allowed "
-                                      "model roots (--allowed_model_roots); a ReloadConfigRequest cannot "
-                                      "point the server elsewhere")
+                raise InvalidArgument(f"model {model.name!r}: base_path {path!r} is outside the allowed model roots "
+                                      "(--allowed_model_roots); a ReloadConfigRequest cannot point elsewhere")
         self._manager.reload_config(request.config)
         return model_management_pb2.ReloadConfigResponse()
 
 
 class _StatusCodes(grpc.ServerInterceptor):
-    """Every failure answers with its status code, so one bad request never takes the server
-    down; bytes that are not the request message are INVALID_ARGUMENT naming the message
-    (grpcio alone answers INTERNAL, blaming the server for the client's bytes)."""
+    """Every failure answers with its status code; bytes that are not the request message are
+    INVALID_ARGUMENT naming it (grpcio alone answers INTERNAL, blaming the server)."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)

@@ -1,8 +1,5 @@
-"""What commands send to a model: images read from files, spacing from flags.
-
-Free of TensorFlow and gRPC, so a command refuses a bad file or flag in well
-under a second, before it loads a model or connects to a server.
-"""
+"""What commands send to a model: images read from files, spacing from flags. Free of TensorFlow
+and gRPC, so a bad file or flag is refused in well under a second, before any model or server."""
 
 import sys
 import warnings
@@ -50,5 +47,5 @@ def read_files_for_model(files, spacing_values, *, prog: str):
     """[(path, Image)] for every file, all read (or refused) before any is predicted; reader
     warnings are `<prog>: warning: ...` lines on stderr."""
     spacing = parse_spacing(spacing_values)
-    warn = lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)  # noqa: E731
-    return [(path, read_image_for_model(path, spacing, warn=warn)) for path in files]
+    return [(path, read_image_for_model(path, spacing, warn=lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)))
+            for path in files]

@@ -1,8 +1,5 @@
-"""The served signature called in-process, with the server's validation.
-
-lmk-predict uses it so that its answer equals lmk-serve's or TF Serving's for
-the same SavedModel; the benchmarks use it as the baseline without transport.
-"""
+"""The served signature called in-process with the server's validation, so that lmk-predict
+answers as lmk-serve or TF Serving do for the same SavedModel (the benchmarks' baseline)."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any

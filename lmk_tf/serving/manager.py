@@ -1,11 +1,9 @@
 """Which model versions are loaded, kept in step with models.config (parsed here) and the disk.
 
-As TF Serving's file-system source and version policy (latest N - default 1 -,
-all, specific). A version found by polling loads once its files stayed the same
-for one poll (never half-copied); a failed load is retried when its files change;
-a version no longer wanted or removed is unloaded only once every wanted one is
-AVAILABLE, so neither a swap nor a removal leaves a gap. Loading happens outside
-the lock, so requests keep being answered meanwhile.
+As TF Serving's file-system source and version policy (latest N, all, specific): a version found
+by polling loads once its files stayed the same for one poll, a failed load is retried when they
+change, and a version no longer wanted or removed is unloaded only once every wanted one is
+AVAILABLE, so neither a swap nor a removal leaves a gap. Requests are answered while loading.
 """
 
 import dataclasses
@@ -171,8 +169,7 @@ class ModelManager:
         for thread in self._threads:
             thread.join(timeout=30)
         with self._lock:
-            for model in self._models.values():
-                model.served.clear()
+            self._models.clear()  # releases every loaded version
 
     def _apply_config(self, config) -> None:
         """Add, change or drop models to match `config`."""
@@ -192,8 +189,7 @@ class ModelManager:
                 self._models[name] = _Model(config=model_config, base_path=base)
 
     def reload_config(self, config) -> None:
-        """Apply a new ModelServerConfig now and load what it asks for."""
-        check_model_config(config, source="reloaded config")
+        """Apply a new (checked) ModelServerConfig now and load what it asks for."""
         with self._poll_lock:
             self._apply_config(config)
         self.poll(initial=True)
@@ -213,8 +209,7 @@ class ModelManager:
             self.reload_config(config)
 
     def poll(self, *, initial: bool = False) -> None:
-        """Scan every base path once and load/unload to match the policy; a new version loads
-        when two consecutive scans saw the same files, or at once if `initial`."""
+        """Scan the base paths; load (new ones: once two scans agree, unless `initial`) and unload."""
         with self._poll_lock:
             with self._lock:
                 models = list(self._models.items())
@@ -267,20 +262,19 @@ class ModelManager:
 
     def _model(self, name: str) -> _Model:
         if name not in self._models:
-            served = ", ".join(repr(n) for n in sorted(self._models)) or "none"
-            raise NotFound(f"model {name!r} is not served (served models: {served})")
+            raise NotFound(f"model {name!r} is not served (served models: "
+                           f"{', '.join(map(repr, sorted(self._models))) or 'none'})")
         return self._models[name]
 
     def get(self, name: str, version: int | None = None, label: str | None = None) -> servable.ServedVersion:
         """The loaded version to answer a request (latest AVAILABLE when unspecified)."""
         with self._lock:
             model = self._model(name)
-            if label:
-                labels = dict(model.config.version_labels)
-                if label not in labels:
-                    known = ", ".join(repr(k) for k in sorted(labels)) or "none"
-                    raise NotFound(f"model {name!r} has no version label {label!r} (labels: {known})")
-                version = labels[label]
+            labels = model.config.version_labels
+            if label and label not in labels:
+                raise NotFound(f"model {name!r} has no version label {label!r} "
+                               f"(labels: {', '.join(map(repr, sorted(labels))) or 'none'})")
+            version = labels[label] if label else version
             if not model.served:
                 raise NotFound(f"model {name!r} has no version AVAILABLE")
             if version and version not in model.served:

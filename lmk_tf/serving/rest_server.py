@@ -1,8 +1,7 @@
-"""TF Serving's REST API (the subset clients use) on a threading HTTP server.
+"""TF Serving's REST API (the subset clients use) on a threading HTTP server:
 
-  GET  /v1/models/<name>[/versions/<v>|/labels/<l>]           model status
-  GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata  signature_defs
-  POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict   predictions
+  GET  /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata]  status [signature_defs]
+  POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict     predictions
 
 As TF Serving: {"inputs": {...}} -> {"outputs": {...}}, {"instances": [...]} ->
 {"predictions": [...]}, a single output bare, strings as JSON strings ({"b64": ...}
@@ -27,6 +26,7 @@ from lmk_tf.serving import validation
 from lmk_tf.serving.grpc_server import Servicer
 
 log = logging.getLogger(__name__)
+HTTP_STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 413, "UNAVAILABLE": 503}
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
                    r"(?P<suffix>/metadata|:[a-z]+)?/?$")
@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             code, body = 200, (self._get if self.command == "GET" else self._post)(*self._route())
         except Exception as e:
             status, message = validation.status_of(e)
-            code, body = validation.HTTP_STATUS.get(status, 500), {"error": message}
+            code, body = HTTP_STATUS.get(status, 500), {"error": message}
         data = json.dumps(body).encode("utf-8")
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

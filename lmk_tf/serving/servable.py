@@ -1,8 +1,5 @@
-"""One loaded SavedModel version: its signatures, SignatureDefs, model info and warm-up.
-
-The server's model manager and in-process use (`local.py`) both call a
-signature through a `ServedVersion`, so both validate a request alike.
-"""
+"""One loaded SavedModel version (signatures, SignatureDefs, model info, warm-up), through which
+the server and in-process use (`local.py`) call a signature, so both validate a request alike."""
 
 import dataclasses
 import logging

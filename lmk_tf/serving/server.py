@@ -1,8 +1,5 @@
-"""The embedded server as one call: models, gRPC and REST, until told to stop.
-
-`pipelines/serve.py` only turns flags into `ServerOptions`; tests and the
-benchmarks can run the same thing in a subprocess or a thread.
-"""
+"""The embedded server as one call: models, gRPC and REST until told to stop (lmk-serve's flags
+are `ServerOptions`)."""
 
 import dataclasses
 import ipaddress

@@ -1,8 +1,5 @@
-"""TLS from PEM files: one certificate and key for the gRPC and REST ports, a CA file for clients.
-
-Everything is read and checked here, so a missing, non-PEM or mismatched file
-is one ConfigError naming it, raised before any model loads.
-"""
+"""TLS from PEM files: one certificate and key for the gRPC and REST ports, a CA file for clients;
+a missing, non-PEM or mismatched file is one ConfigError naming it, before any model loads."""
 
 import ssl
 from typing import NamedTuple

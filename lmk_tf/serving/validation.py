@@ -1,12 +1,10 @@
 """A request checked against the loaded signature, then run; failures carry their status code.
 
-The signature's TensorSpecs say which inputs it takes, their dtype and fixed
-dimensions; `check` enforces that from a tensor's dtype and shape alone, with
-the size limits, so a mistyped or oversized tensor is refused before it is
-decoded or allocated. Non-finite floats are refused naming the input and the
-first bad index. What the model needs beyond its specs (spacing > 0, 2 pixels
-per axis) its graph asserts, as stock TF Serving relies on: `call` answers a
-failed tf.debugging assert with INVALID_ARGUMENT and the assert's message.
+The signature's TensorSpecs give the inputs, dtypes and fixed dimensions; `check` enforces them
+from a tensor's header, with the size limits, before anything is decoded or allocated, and
+non-finite floats are refused naming the first bad index. What the model needs beyond its specs
+(spacing > 0, 2 pixels per axis) its graph asserts, as stock TF Serving relies on: `call` answers
+a failed tf.debugging assert with INVALID_ARGUMENT and the assert's own message.
 """
 
 import dataclasses
@@ -19,15 +17,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from lmk_tf.errors import RequestError
-
-# TF Serving's REST API answers NOT_FOUND with 404 and argument errors with 400.
-HTTP_STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 413, "UNAVAILABLE": 503}
+from lmk_tf.errors import LmkError, RequestError
 
 
 class ServingError(RequestError):
-    """A request that cannot be answered (commands print it as one line); the gRPC and REST
-    front ends answer with `code`, a grpc.StatusCode name."""
+    """A request that cannot be answered; gRPC and REST answer with `code`, a grpc.StatusCode name."""
 
     code = "INVALID_ARGUMENT"
 
@@ -53,8 +47,9 @@ class Internal(ServingError):
 
 
 def status_of(error: Exception) -> tuple[str, str]:
-    """(status code name, message) that answer `error`; an unexpected one is logged, INTERNAL."""
-    if isinstance(error, RequestError):
+    """(status code name, message) that answer `error`: the code of a ServingError, INVALID_ARGUMENT
+    for another LmkError (the user's input or setup), else INTERNAL, logged: a bug."""
+    if isinstance(error, LmkError):
         return getattr(error, "code", "INVALID_ARGUMENT"), str(error)
     logging.getLogger(__name__).exception("unexpected error answering a request")
     return "INTERNAL", f"internal error: {type(error).__name__}: {error}"
@@ -64,7 +59,7 @@ def status_of(error: Exception) -> tuple[str, str]:
 class Limits:
     """Size limits of every input tensor."""
 
-    max_elements: int = 64 * 2**20  # a 512^3 float32 volume
+    max_elements: int = 64 * 2**20  # 256 MiB of float32, a 406^3 volume
     max_dim: int = 65536  # no modality has more pixels along one axis; more is a corrupt header
 
 
