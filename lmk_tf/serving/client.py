@@ -1,23 +1,10 @@
-"""Landmarks from a TF Serving (or lmk-serve) server with the stock stubs.
-
-The request is what tensorflow_serving/example/resnet_client_grpc.py builds:
-PredictRequest(model_spec.name, signature_name) with `tf.make_tensor_proto`
-inputs and a deadline on every call. The server returns indices and mm
-(index * spacing); world coordinates need the image's origin and direction,
-which stay on the client, so they are added here.
-
-Landmark names: a `names` argument wins; otherwise, when the model has a
-`model_info` signature (no inputs, one string output holding
-assets/model_info.json), it is asked once per model version; otherwise the
-landmarks are called landmark_0, landmark_1, ...
-"""
-
-from __future__ import annotations
+"""Landmarks from a TF Serving (or lmk-serve) server with the stock stubs, as
+tensorflow_serving/example/resnet_client_grpc.py asks (a deadline on every call), with world
+coordinates (origin and direction stay on the client) and names (the `model_info` signature)."""
 
 import csv
 import io
 import json
-import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -25,155 +12,81 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
+from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from lmk_tf.errors import ConfigError, ModelError, RequestError
+from lmk_tf.export import contract
 from lmk_tf.image import Image
 from lmk_tf.serving.inputs import parse_spacing, read_image_for_model  # noqa: F401 - re-exported
+from lmk_tf.serving.tls import channel_credentials
 
-DEFAULT_MAX_MESSAGE_MB = 512
-MODEL_INFO_SIGNATURE = "model_info"
-OUTPUT_NAMES = ("landmarks_index", "landmarks_mm", "confidence", "present")
 FORMATS = ("json", "csv")
-
-# stub -> {(model, version): names}; dropped with the stub.
-_names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_names_lock = threading.Lock()
+_names_cache = weakref.WeakKeyDictionary()  # stub -> {(model, version): names}, dropped with the stub
 
 
-def make_channel(
-    address: str, *, max_message_mb: int = DEFAULT_MAX_MESSAGE_MB, ssl_ca_file: str | None = None
-) -> grpc.Channel:
-    """A channel whose message limits fit a whole volume (default 4 MB does not).
-
-    Args:
-      address: HOST:PORT.
-      max_message_mb: largest message sent or received.
-      ssl_ca_file: PEM file of the certificate(s) to trust: a TLS channel. None
-        = plaintext.
-    """
+def make_channel(address: str, *, max_message_mb: int = contract.MAX_REQUEST_MB,
+                 ssl_ca_file: str | None = None) -> grpc.Channel:
+    """A channel to HOST:PORT whose message limit fits a whole volume (gRPC's default 4 MB
+    does not); TLS trusting the PEM certificate(s) in `ssl_ca_file` if given."""
     if not address or ":" not in address:
         raise ConfigError(f"server address must be HOST:PORT, got {address!r}")
     limit = int(max_message_mb * 2**20)
-    options = [
-        ("grpc.max_send_message_length", limit),
-        ("grpc.max_receive_message_length", limit),
-    ]
+    options = [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
     if ssl_ca_file is None:
         return grpc.insecure_channel(address, options=options)
-    try:
-        with open(ssl_ca_file, "rb") as f:
-            root = f.read()
-    except OSError as e:
-        raise ConfigError(f"{ssl_ca_file}: cannot read the TLS CA file ({e.strerror or e})") from None
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root),
-                               options=options)
+    return grpc.secure_channel(address, channel_credentials(ssl_ca_file), options=options)
 
 
 def make_stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
     return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
-def _rpc_error(error: grpc.RpcError, what: str) -> RequestError:
-    code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-    details = error.details() if hasattr(error, "details") else str(error)
-    return RequestError(f"{what}: {code}: {details}")
-
-
-def _spec(request, model_name: str, version: int | None, signature: str | None = None):
-    request.model_spec.name = model_name
-    if version is not None:
-        request.model_spec.version.value = int(version)
-    if signature is not None:
-        request.model_spec.signature_name = signature
-
-
-def get_metadata(stub, model_name: str, *, version: int | None = None, timeout: float = 30.0):
-    """(served version, {signature name: SignatureDef}) from GetModelMetadata."""
-    request = get_model_metadata_pb2.GetModelMetadataRequest()
-    _spec(request, model_name, version)
-    request.metadata_field.append("signature_def")
+def _call(method, request, timeout: float, what: str):
     try:
-        response = stub.GetModelMetadata(request, timeout=timeout)
+        return method(request, timeout=timeout)
     except grpc.RpcError as e:
-        raise _rpc_error(e, f"metadata of model {model_name!r}") from None
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    response.metadata["signature_def"].Unpack(signature_map)
-    return response.model_spec.version.value, dict(signature_map.signature_def)
+        raise RequestError(f"{what}: {e.code().name}: {e.details()}") from None
+
+
+def _spec(model_name: str, version: int | None = None, signature: str = "") -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=model_name, signature_name=signature)
+    if version is not None:
+        spec.version.value = int(version)
+    return spec
 
 
 def landmark_names(stub, model_name: str, *, version: int | None = None, timeout: float = 30.0):
-    """Names from the model's `model_info` signature, or None if it has none.
-
-    Cached per stub, model and version, so a client asks once, not per image.
-    """
-    cache = _names_cache.setdefault(stub, {}) if _weakrefable(stub) else {}
-    if version is not None and (model_name, version) in cache:
+    """Names from the model's `model_info` signature (None without one), cached per stub,
+    model and version so that a client asks once, not per image."""
+    cache = _names_cache.setdefault(stub, {})
+    if (model_name, version) in cache:
         return cache[(model_name, version)]
-    served_version, signatures = get_metadata(stub, model_name, version=version, timeout=timeout)
-    names = None
-    if MODEL_INFO_SIGNATURE in signatures:
-        request = predict_pb2.PredictRequest()
-        _spec(request, model_name, served_version, MODEL_INFO_SIGNATURE)
-        try:
-            response = stub.Predict(request, timeout=timeout)
-        except grpc.RpcError as e:
-            raise _rpc_error(e, f"model_info of model {model_name!r}") from None
-        if response.outputs:
-            raw = tf.make_ndarray(next(iter(response.outputs.values()))).item()
-            info = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=_spec(model_name, version),
+                                                             metadata_field=["signature_def"])
+    response = _call(stub.GetModelMetadata, request, timeout, f"metadata of model {model_name!r}")
+    served_version, names = response.model_spec.version.value, None
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    if response.metadata["signature_def"].Unpack(signatures) and contract.INFO_SIGNATURE in signatures.signature_def:
+        request = predict_pb2.PredictRequest(model_spec=_spec(model_name, served_version, contract.INFO_SIGNATURE))
+        response = _call(stub.Predict, request, timeout, f"model_info of model {model_name!r}")
+        if contract.INFO_OUTPUT in response.outputs:
+            info = json.loads(tf.make_ndarray(response.outputs[contract.INFO_OUTPUT]).item())
             names = list(info.get("landmark_names") or []) or None
-    with _names_lock:
-        cache[(model_name, served_version)] = names
+    cache[(model_name, served_version)] = names
     return names
 
 
-def _weakrefable(obj) -> bool:
-    try:
-        weakref.ref(obj)
-        return True
-    except TypeError:
-        return False
-
-
-def predict_image(
-    stub,
-    model_name: str,
-    image: Image,
-    *,
-    version: int | None = None,
-    signature: str = "serving_default",
-    timeout: float = 30.0,
-    names: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Landmarks for one image from a server.
-
-    Args:
-      stub: a PredictionServiceStub (see `make_stub(make_channel(...))`).
-      model_name: the served model.
-      image: the image with its geometry; sent as float32 [..., 1] + spacing.
-      version: a specific version; None = the latest the server has.
-      signature: the signature to call.
-      timeout: seconds allowed for each call (deadline).
-      names: landmark names; None = ask the model (see module docstring).
-
-    Returns:
-      `shape_results(...)`: model, shape, spacing and per-landmark index, mm,
-      world, confidence and present.
-    """
-    request = predict_pb2.PredictRequest()
-    _spec(request, model_name, version, signature)
-    array = np.asarray(image.array, dtype=np.float32)[..., np.newaxis]
-    request.inputs["image"].CopyFrom(tf.make_tensor_proto(array))
-    request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(np.asarray(image.spacing, np.float32)))
-    try:
-        response = stub.Predict(request, timeout=timeout)
-    except grpc.RpcError as e:
-        raise _rpc_error(e, f"predict with model {model_name!r}") from None
+def predict_image(stub, model_name: str, image: Image, *, version: int | None = None,
+                  signature: str = contract.DEFAULT_SIGNATURE, timeout: float = 30.0,
+                  names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Landmarks for one image (sent as float32 [..., 1] + spacing) from `stub`
+    (`make_stub(make_channel(...))`): `shape_results` of the answer. `version`
+    None is the latest served; `timeout` is each call's deadline in seconds."""
+    request = predict_pb2.PredictRequest(model_spec=_spec(model_name, version, signature))
+    pixels, spacing = np.asarray(image.array, np.float32)[..., np.newaxis], np.asarray(image.spacing, np.float32)
+    request.inputs[contract.IMAGE].CopyFrom(tf.make_tensor_proto(pixels))
+    request.inputs[contract.SPACING].CopyFrom(tf.make_tensor_proto(spacing))
+    response = _call(stub.Predict, request, timeout, f"predict with model {model_name!r}")
     outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
     served_version = response.model_spec.version.value
     if names is None:
@@ -181,83 +94,54 @@ def predict_image(
     return shape_results(outputs, image, names, model={"name": model_name, "version": served_version})
 
 
-def shape_results(
-    outputs: dict[str, np.ndarray], image: Image, names=None, *, model: dict | None = None
-) -> dict[str, Any]:
+def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
+                  model: dict | None = None) -> dict[str, Any]:
     """Signature outputs -> plain, JSON-able results with world coordinates added."""
-    missing = [n for n in OUTPUT_NAMES if n not in outputs]
+    missing = [n for n in contract.OUTPUT_KEYS if n not in outputs]
     if missing:
-        raise ModelError(
-            f"the model's outputs lack {missing[0]!r}; it returned {sorted(outputs)} "
-            f"(the contract is {', '.join(OUTPUT_NAMES)})"
-        )
-    index = np.asarray(outputs["landmarks_index"], np.float64)
+        raise ModelError(f"the model's outputs lack {missing[0]!r}; it returned {sorted(outputs)} "
+                         f"(the contract is {', '.join(contract.OUTPUT_KEYS)})")
+    index, mm, confidence = (np.asarray(outputs[k], np.float64) for k in contract.OUTPUT_KEYS[:3])
+    present = np.asarray(outputs[contract.OUTPUT_KEYS[3]], bool)
     if index.ndim != 2 or index.shape[1] != image.ndim:
-        raise ModelError(
-            f"landmarks_index has shape {list(index.shape)}; expected [L, {image.ndim}] "
-            f"for a {image.ndim}D image"
-        )
-    count = index.shape[0]
-    if names is None:
-        names = [f"landmark_{i}" for i in range(count)]
-    if len(names) != count:
-        raise ModelError(f"{len(names)} landmark names for {count} landmarks")
+        raise ModelError(f"{contract.OUTPUT_KEYS[0]} has shape {list(index.shape)}; "
+                         f"expected [L, {image.ndim}] for a {image.ndim}D image")
+    names = [f"landmark_{i}" for i in range(len(index))] if names is None else names
+    if len(names) != len(index):
+        raise ModelError(f"{len(names)} landmark names for {len(index)} landmarks")
     world = image.index_to_world(index)
-    mm = np.asarray(outputs["landmarks_mm"], np.float64)
-    confidence = np.asarray(outputs["confidence"], np.float64)
-    present = np.asarray(outputs["present"], bool)
     return {
-        "model": dict(model or {}),
-        "shape": list(image.shape),
-        "spacing": list(image.spacing),
+        "model": dict(model or {}), "shape": list(image.shape), "spacing": list(image.spacing),
         "landmarks": [
-            {
-                "name": str(names[i]),
-                "index": [float(v) for v in index[i]],
-                "mm": [float(v) for v in mm[i]],
-                "world": [float(v) for v in world[i]],
-                "confidence": float(confidence[i]),
-                "present": bool(present[i]),
-            }
-            for i in range(count)
+            {"name": str(names[i]), "index": index[i].tolist(), "mm": mm[i].tolist(),
+             "world": [float(v) for v in world[i]], "confidence": float(confidence[i]),
+             "present": bool(present[i])}
+            for i in range(len(index))
         ],
     }
 
 
-def _axes(ndim: int) -> tuple[list[str], list[str]]:
-    index_axes = ["row", "col"] if ndim == 2 else ["slice", "row", "col"]
-    world_axes = ["x", "y", "z"][:ndim]
-    return index_axes, world_axes
+def _g(values) -> list[str]:
+    return [f"{v:.6g}" for v in values]
 
 
 def format_results(results, fmt: str = "json") -> str:
-    """One result dict or a list of them (each may carry "file") as JSON or CSV text.
-
-    CSV has one row per image and landmark: file, landmark, present, confidence,
-    then index_<axis>, mm_<axis> (array-axis order) and world_<x|y|z> columns for
-    the largest dimensionality present (empty cells for 2D rows in a 3D table).
-    """
+    """One result dict or a list of them (each may carry "file") as JSON or CSV text: one
+    row per image and landmark, axes of the largest dimensionality (2D rows padded in 3D)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     items = [results] if isinstance(results, dict) else list(results)
     if fmt == "json":
-        return json.dumps(items if not isinstance(results, dict) else results, indent=2)
+        return json.dumps(results if isinstance(results, dict) else items, indent=2)
     ndim = max((len(r["shape"]) for r in items), default=2)
-    index_axes, world_axes = _axes(ndim)
-    header = (["file", "landmark", "present", "confidence"]
-              + [f"index_{a}" for a in index_axes] + [f"mm_{a}" for a in index_axes]
-              + [f"world_{a}" for a in world_axes])
+    index_axes, world_axes = ["slice", "row", "col"][-ndim:], ["x", "y", "z"][:ndim]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow(["file", "landmark", "present", "confidence"] + [f"index_{a}" for a in index_axes]
+                    + [f"mm_{a}" for a in index_axes] + [f"world_{a}" for a in world_axes])
     for r in items:
-        pad = ndim - len(r["shape"])
+        pad = [""] * (ndim - len(r["shape"]))  # a 2D row in a 3D table: no slice axis in front, no z at the end
         for lm in r["landmarks"]:
-            # A 2D row in a 3D table: no slice axis in front, no z at the end.
-            writer.writerow(
-                [r.get("file", ""), lm["name"], int(lm["present"]), f"{lm['confidence']:.6g}"]
-                + [""] * pad + [f"{v:.6g}" for v in lm["index"]]
-                + [""] * pad + [f"{v:.6g}" for v in lm["mm"]]
-                + [f"{v:.6g}" for v in lm["world"]] + [""] * pad
-            )
+            writer.writerow([r.get("file", ""), lm["name"], int(lm["present"])] + _g([lm["confidence"]]) + pad
+                            + _g(lm["index"]) + pad + _g(lm["mm"]) + _g(lm["world"]) + pad)
     return out.getvalue()

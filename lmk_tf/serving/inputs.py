@@ -1,10 +1,8 @@
-"""What commands send to a model: images read from files, spacing from flags.
+"""What commands send to a model: images read from files, spacing from flags. Free of TensorFlow
+and gRPC, so a bad file or flag is refused in well under a second, before any model or server."""
 
-Free of TensorFlow and gRPC, so a command refuses a bad file or flag in well
-under a second, before it loads a model or connects to a server.
-"""
-
-from __future__ import annotations
+import sys
+import warnings
 
 import numpy as np
 
@@ -13,15 +11,9 @@ from lmk_tf.image import Image
 
 
 def read_image_for_model(path: str, spacing=None, *, warn=None) -> Image:
-    """Read an image file for prediction; a file without spacing needs `spacing`.
-
-    Readers fall back to 1.0 mm with a warning when a file states no spacing
-    (fine for looking at it); a prediction in mm from a guessed spacing is
-    wrong without anyone noticing, so here it is an error naming the file.
-    Other reader warnings go to `warn(message)` (one line each), if given.
-    """
-    import warnings
-
+    """Read an image file for prediction. Readers fall back to 1.0 mm for a file that states no
+    spacing; millimetres from a guessed spacing are silently wrong, so here that is an error
+    unless `spacing` is given. Other reader warnings go to `warn(message)`."""
     from lmk_tf.io import read_image
 
     with warnings.catch_warnings(record=True) as caught:
@@ -31,8 +23,7 @@ def read_image_for_model(path: str, spacing=None, *, warn=None) -> Image:
         raise ConfigError(
             f"{path}: the file states no pixel spacing; give --spacing (mm per pixel, "
             f"{'row,col' if image.ndim == 2 else 'slice,row,col'}) - a guessed 1.0 mm would make "
-            "every millimetre in the answer wrong"
-        )
+            "every millimetre in the answer wrong")
     for w in caught:
         if warn is not None and "states no spacing" not in str(w.message):
             warn(str(w.message))
@@ -53,13 +44,8 @@ def parse_spacing(values) -> tuple[float, ...] | None:
 
 
 def read_files_for_model(files, spacing_values, *, prog: str):
-    """[(path, Image)] for every file, read (and refused) before any is predicted.
-
-    `spacing_values` is the --spacing flag's list; reader warnings become one
-    `<prog>: warning: ...` line each on stderr.
-    """
-    import sys
-
+    """[(path, Image)] for every file, all read (or refused) before any is predicted; reader
+    warnings are `<prog>: warning: ...` lines on stderr."""
     spacing = parse_spacing(spacing_values)
-    warn = lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)  # noqa: E731
-    return [(path, read_image_for_model(path, spacing, warn=warn)) for path in files]
+    return [(path, read_image_for_model(path, spacing, warn=lambda m: print(f"{prog}: warning: {m}", file=sys.stderr)))
+            for path in files]

@@ -1,53 +1,31 @@
-"""One loaded SavedModel version: its signatures, their specs and metadata.
-
-Shared by the server's model manager and by in-process use (`local.py`) so
-both validate and call a signature in exactly the same way.
-"""
-
-from __future__ import annotations
+"""One loaded SavedModel version (signatures, SignatureDefs, model info, warm-up), through which
+the server and in-process use (`local.py`) call a signature, so both validate a request alike."""
 
 import dataclasses
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from lmk_tf.errors import ModelError
-from lmk_tf.export.contract import DEFAULT_SIGNATURE, MAX_WARMUP_RECORDS, WARMUP_FILE, read_model_info
+from lmk_tf.export import contract
 from lmk_tf.serving import validation
-from lmk_tf.serving.status import NotFound
 
 log = logging.getLogger(__name__)
 
 
-
-@dataclasses.dataclass
-class ServedSignature:
-    """A callable signature with the spec requests are validated against."""
-
-    name: str
+class ServedSignature(NamedTuple):
     fn: Any
     spec: validation.SignatureSpec
 
 
 @dataclasses.dataclass
 class ServedVersion:
-    """One version of one model, loaded and ready to answer requests.
-
-    Attributes:
-      name: the model name it is served under ('' when used in-process).
-      version: the integer version (its directory name).
-      path: the version directory.
-      signatures: callable signatures by name.
-      signature_defs: the SignatureDef protos from saved_model.pb, exactly what
-        TF Serving's GetModelMetadata returns (including `__saved_model_init_op`).
-      model_info: assets/model_info.json, {} when absent.
-      limits: request size limits.
-    """
+    """One version of one model (`name` '' in-process), loaded; `signature_defs` are saved_model.pb's,
+    as TF Serving's GetModelMetadata returns them, `model_info` assets/model_info.json ({} if absent)."""
 
     name: str
     version: int
@@ -59,28 +37,21 @@ class ServedVersion:
     _module: Any = None  # keeps the loaded object (and its variables) alive
 
     def signature(self, name: str = "") -> ServedSignature:
-        name = name or DEFAULT_SIGNATURE
+        name = name or contract.DEFAULT_SIGNATURE
         if name not in self.signatures:
-            known = ", ".join(repr(n) for n in sorted(self.signatures))
-            raise NotFound(
-                f"model {self.name!r} version {self.version} has no signature {name!r}; "
-                f"it has {known}"
-            )
+            raise validation.NotFound(f"model {self.name!r} version {self.version} has no signature {name!r}; "
+                           f"it has {', '.join(map(repr, sorted(self.signatures)))}")
         return self.signatures[name]
 
-    def predict_protos(self, signature_name: str, protos: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Validate TensorProto inputs and run the signature."""
-        sig = self.signature(signature_name)
-        arrays = validation.validate_tensor_protos(sig.spec, protos, self.limits)
-        return validation.call_signature(sig.fn, arrays)
+    def predict_protos(self, signature_name: str, protos: Mapping[str, Any]):
+        """Check TensorProto inputs and run the signature: name -> array."""
+        fn, spec = self.signature(signature_name)
+        return validation.call(fn, validation.from_protos(spec, protos, self.limits))
 
-    def predict_arrays(
-        self, signature_name: str, inputs: Mapping[str, Any], *, cast: bool = False
-    ) -> dict[str, np.ndarray]:
-        """Validate numpy/list inputs and run the signature."""
-        sig = self.signature(signature_name)
-        arrays = validation.validate_arrays(sig.spec, inputs, self.limits, cast=cast)
-        return validation.call_signature(sig.fn, arrays)
+    def predict_arrays(self, signature_name: str, inputs: Mapping[str, Any], *, cast: bool = False):
+        """Check numpy/list inputs and run the signature: name -> array."""
+        fn, spec = self.signature(signature_name)
+        return validation.call(fn, validation.from_values(spec, inputs, self.limits, cast=cast))
 
 
 def is_complete_version_dir(path: str) -> bool:
@@ -94,15 +65,9 @@ def list_versions(base_path: str) -> dict[int, str]:
         entries = os.listdir(base_path)
     except OSError:
         return {}
-    versions = {}
-    for entry in entries:
-        # TF Serving ignores anything not a plain non-negative integer (e.g. '1.tmp').
-        if not entry.isdigit():
-            continue
-        path = os.path.join(base_path, entry)
-        if os.path.isdir(path) and is_complete_version_dir(path):
-            versions[int(entry)] = path
-    return versions
+    # TF Serving ignores anything not a plain non-negative integer (e.g. '1.tmp').
+    paths = {int(e): os.path.join(base_path, e) for e in entries if e.isdigit()}
+    return {v: p for v, p in paths.items() if is_complete_version_dir(p)}
 
 
 def resolve_model_dir(path: str) -> tuple[str, int]:
@@ -114,28 +79,13 @@ def resolve_model_dir(path: str) -> tuple[str, int]:
         return path, int(base) if base.isdigit() else 0
     versions = list_versions(path)
     if not versions:
-        raise ModelError(
-            f"{path}: neither a SavedModel (no saved_model.pb) nor a base directory "
-            "with integer version subdirectories"
-        )
-    latest = max(versions)
-    return versions[latest], latest
+        raise ModelError(f"{path}: neither a SavedModel (no saved_model.pb) nor a base directory "
+                         "with integer version subdirectories")
+    return versions[max(versions)], max(versions)
 
 
-def read_signature_defs(path: str) -> dict[str, Any]:
-    """SignatureDef protos of the first MetaGraph in saved_model.pb."""
-    saved = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        saved.ParseFromString(f.read())
-    if not saved.meta_graphs:
-        raise ModelError(f"{path}/saved_model.pb holds no MetaGraph")
-    return dict(saved.meta_graphs[0].signature_def)
-
-
-def load_version(
-    path: str, *, name: str = "", version: int = 0, limits: validation.Limits = validation.Limits(),
-    warmup: bool = True,
-) -> ServedVersion:
+def load_version(path: str, *, name: str = "", version: int = 0,
+                 limits: validation.Limits = validation.Limits(), warmup: bool = True) -> ServedVersion:
     """Load a SavedModel version directory, then replay its warm-up requests."""
     if not is_complete_version_dir(path):
         raise ModelError(f"{path}: not a SavedModel directory (no saved_model.pb)")
@@ -143,53 +93,39 @@ def load_version(
         module = tf.saved_model.load(path)
     except Exception as e:
         raise ModelError(f"{path}: cannot load SavedModel: {str(e).splitlines()[0]}") from None
-    signatures = {
-        sig_name: ServedSignature(sig_name, fn, validation.spec_from_function(fn))
-        for sig_name, fn in module.signatures.items()
-    }
-    if not signatures:
+    if not module.signatures:
         raise ModelError(f"{path}: the SavedModel has no signatures")
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved = saved_model_pb2.SavedModel.FromString(f.read())
     served = ServedVersion(
-        name=name,
-        version=version,
-        path=path,
-        signatures=signatures,
-        signature_defs=read_signature_defs(path),
-        model_info=read_model_info(path, required=False),
-        limits=limits,
-        _module=module,
-    )
+        name, version, path,
+        {n: ServedSignature(fn, validation.SignatureSpec(dict(fn.structured_input_signature[1])))
+         for n, fn in module.signatures.items()},
+        dict(saved.meta_graphs[0].signature_def), contract.read_model_info(path, required=False), limits, module)
     if warmup:
         replay_warmup(served)
     return served
 
 
 def replay_warmup(served: ServedVersion) -> int:
-    """Run assets.extra/tf_serving_warmup_requests (TFRecord of PredictionLog) once.
-
-    A failing record fails the load, as in TF Serving: a model that cannot
-    answer its own warm-up requests should not become AVAILABLE.
-    """
+    """Run the version's warm-up file (TFRecord of PredictionLog) once; returns the count. A failing
+    record fails the load, as in TF Serving: a model that cannot answer it must not be AVAILABLE."""
     from tensorflow_serving.apis import prediction_log_pb2
 
-    warmup_path = os.path.join(served.path, WARMUP_FILE)
+    warmup_path = os.path.join(served.path, contract.WARMUP_FILE)
     if not os.path.isfile(warmup_path):
         return 0
     count = 0
-    for record in tf.data.TFRecordDataset(warmup_path):
-        count += 1
-        if count > MAX_WARMUP_RECORDS:
-            raise ModelError(f"{warmup_path}: more than {MAX_WARMUP_RECORDS} warm-up records")
-        entry = prediction_log_pb2.PredictionLog()
-        entry.ParseFromString(record.numpy())
+    for count, record in enumerate(tf.data.TFRecordDataset(warmup_path), 1):
+        if count > contract.MAX_WARMUP_RECORDS:
+            raise ModelError(f"{warmup_path}: more than {contract.MAX_WARMUP_RECORDS} warm-up records")
+        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         if entry.WhichOneof("log_type") != "predict_log":
-            raise ModelError(
-                f"{warmup_path}: record {count} is a {entry.WhichOneof('log_type')}; "
-                "only predict_log records are supported"
-            )
-        request = entry.predict_log.request
+            raise ModelError(f"{warmup_path}: record {count} is a {entry.WhichOneof('log_type')}; "
+                             "only predict_log records are supported")
         try:
-            served.predict_protos(request.model_spec.signature_name, request.inputs)
+            served.predict_protos(entry.predict_log.request.model_spec.signature_name,
+                                  entry.predict_log.request.inputs)
         except Exception as e:
             raise ModelError(f"{warmup_path}: warm-up record {count} failed: {e}") from None
     log.info("replayed %d warm-up requests from %s", count, warmup_path)

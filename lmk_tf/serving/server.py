@@ -1,10 +1,5 @@
-"""The embedded server as one call: models, gRPC and REST, until told to stop.
-
-`pipelines/serve.py` only turns flags into `ServerOptions`; tests and the
-benchmarks can run the same thing in a subprocess or a thread.
-"""
-
-from __future__ import annotations
+"""The embedded server as one call: models, gRPC and REST until told to stop (lmk-serve's flags
+are `ServerOptions`)."""
 
 import dataclasses
 import ipaddress
@@ -13,7 +8,7 @@ import sys
 import threading
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.serving import model_config as mc
+from lmk_tf.export import contract
 from lmk_tf.serving.validation import Limits
 
 
@@ -30,8 +25,8 @@ class ServerOptions:
     model_name: str = "default"
     model_base_path: str | None = None
     grpc_max_threads: int = 16
-    max_request_mb: int = 512
-    max_image_elements: int = 64 * 2**20
+    max_request_mb: int = contract.MAX_REQUEST_MB
+    max_image_elements: int = Limits.max_elements
     max_concurrent_requests: int = 64
     ssl_cert_file: str | None = None
     ssl_key_file: str | None = None
@@ -39,120 +34,65 @@ class ServerOptions:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
 
-def tls_files(options: ServerOptions):
-    """The TLS files to use, or None; both or neither must be given."""
-    from lmk_tf.serving.grpc_server import TlsFiles
-
-    if bool(options.ssl_cert_file) != bool(options.ssl_key_file):
-        raise ConfigError("TLS needs both --ssl_cert_file and --ssl_key_file")
-    if not options.ssl_cert_file:
-        return None
-    import ssl
-
-    tls = TlsFiles(options.ssl_cert_file, options.ssl_key_file)
-    tls.read()  # unreadable or non-PEM files fail here, before anything is loaded
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls.cert_file, tls.key_file)
-    except (OSError, ssl.SSLError) as e:
-        raise ConfigError(
-            f"{tls.cert_file}, {tls.key_file}: not a matching TLS certificate and key ({e})"
-        ) from None
-    return tls
-
-
-def model_roots(options: ServerOptions, config) -> list[str]:
-    """Where a ReloadConfigRequest may point: the flag, else the configured base paths' parents."""
-    if options.allowed_model_roots is not None:
-        return [os.path.abspath(r) for r in options.allowed_model_roots]
-    return sorted({
-        os.path.dirname(mc.resolve_base_path(m.base_path))
-        for m in config.model_config_list.config
-    })
-
-
-def load_config(options: ServerOptions):
-    if options.model_config_file and options.model_base_path:
-        raise ConfigError("give --model_config_file or --model_base_path, not both")
-    if options.model_config_file:
-        return mc.read_model_config(options.model_config_file)
-    if options.model_base_path:
-        return mc.config_from_flags(options.model_name, options.model_base_path)
-    raise ConfigError("nothing to serve: give --model_config_file or --model_base_path")
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout) -> None:
     """Serve until `stop` is set; prints the address and each version's state to `out`."""
-    from lmk_tf.serving.grpc_server import create_server
-    from lmk_tf.serving.manager import AVAILABLE, ModelManager
-    from lmk_tf.serving.rest_server import create_rest_server, start_in_thread
+    from lmk_tf.serving.grpc_server import address, create_server
+    from lmk_tf.serving.manager import AVAILABLE, ModelManager, config_from_flags, read_model_config
+    from lmk_tf.serving.rest_server import create_rest_server
+    from lmk_tf.serving.tls import server_tls
 
-    config = load_config(options)
-    tls = tls_files(options)
+    if bool(options.model_config_file) == bool(options.model_base_path):
+        raise ConfigError("give --model_config_file or --model_base_path, not both" if options.model_config_file
+                          else "nothing to serve: give --model_config_file or --model_base_path")
+    config = (read_model_config(options.model_config_file) if options.model_config_file
+              else config_from_flags(options.model_name, options.model_base_path))
+    # Where a ReloadConfigRequest may point: the flag, else the configured base paths' parents.
+    roots = ([os.path.abspath(r) for r in options.allowed_model_roots] if options.allowed_model_roots is not None
+             else sorted({os.path.dirname(os.path.abspath(m.base_path)) for m in config.model_config_list.config}))
+    tls = server_tls(options.ssl_cert_file, options.ssl_key_file)
+    scheme = "https" if tls else "http"
+    say = lambda line: print(f"lmk-serve: {line}", file=out, flush=True)  # noqa: E731
     where = {}
 
     def on_event(name, version, state, message):
-        if state == AVAILABLE:
-            line = f"model {name!r} version {version} is AVAILABLE on gRPC {where['grpc']}"
-            if "rest" in where:
-                line += f" and REST http://{where['rest']}/v1/models/{name}"
-        elif state == "FAILED":
-            line = f"model {name!r} version {version} failed to load (will retry): {message}"
-        else:
-            line = f"model {name!r} version {version} unloaded ({message})"
-        print(f"lmk-serve: {line}", file=out, flush=True)
+        rest = f" and REST {scheme}://{where['rest']}/v1/models/{name}" if "rest" in where else ""
+        say(f"model {name!r} version {version} " + {
+            AVAILABLE: f"is AVAILABLE on gRPC {where['grpc']}{rest}",
+            "FAILED": f"failed to load (will retry): {message}"}.get(state, f"unloaded ({message})"))
 
-    manager = ModelManager(
-        config,
-        config_path=options.model_config_file,
-        file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
-        config_poll_wait_seconds=options.model_config_file_poll_wait_seconds,
-        limits=Limits(max_elements=options.max_image_elements),
-        on_event=on_event,
-    )
-    grpc_server, port = create_server(
-        manager, host=options.host, port=options.port,
-        max_workers=options.grpc_max_threads, max_message_mb=options.max_request_mb,
-        max_concurrent_requests=options.max_concurrent_requests, tls=tls,
-        model_roots=model_roots(options, config),
-    )
-    where["grpc"] = _address(options.host, port)
-    rest = None
-    if options.rest_api_port:
-        rest = create_rest_server(
-            manager, host=options.host, port=options.rest_api_port,
-            max_request_mb=options.max_request_mb,
-            max_concurrent_requests=options.max_concurrent_requests, tls=tls,
-        )
-        where["rest"] = _address(options.host, rest.server_address[1])
+    manager = ModelManager(config, config_path=options.model_config_file,
+                           file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
+                           config_poll_wait_seconds=options.model_config_file_poll_wait_seconds,
+                           limits=Limits(max_elements=options.max_image_elements), on_event=on_event)
+    shared = dict(max_concurrent_requests=options.max_concurrent_requests, tls=tls, host=options.host)
+    grpc_server, port = create_server(manager, port=options.port, max_workers=options.grpc_max_threads,
+                                      max_message_mb=options.max_request_mb, model_roots=roots, **shared)
+    where["grpc"] = address(options.host, port)
+    rest = options.rest_api_port and create_rest_server(manager, port=options.rest_api_port,
+                                                        max_request_mb=options.max_request_mb, **shared)
     # Ports open first so clients can poll GetModelStatus while models load.
     grpc_server.start()
-    if rest is not None:
-        start_in_thread(rest)
-    print(f"lmk-serve: listening on gRPC {where['grpc']}"
-          + (f", REST {where['rest']}" if rest else " (REST off)")
-          + (" with TLS" if tls else ""), file=out, flush=True)
+    if rest:
+        threading.Thread(target=rest.serve_forever, name="rest", daemon=True).start()
+        where["rest"] = address(options.host, rest.server_address[1])
+    say(f"listening on gRPC {where['grpc']}" + (f", REST {where['rest']}" if rest else " (REST off)")
+        + (" with TLS" if tls else ""))
     if not is_loopback(options.host) and tls is None:
-        print(f"lmk-serve: warning: --host={options.host} serves other machines without TLS; "
-              "give --ssl_cert_file and --ssl_key_file", file=out, flush=True)
+        say(f"warning: --host={options.host} serves other machines without TLS; "
+            "give --ssl_cert_file and --ssl_key_file")
     try:
         manager.start()
-        while not stop.wait(0.5):
+        while not stop.wait(0.5):  # a signal handler sets `stop`
             pass
     finally:
-        print("lmk-serve: stopping", file=out, flush=True)
-        if rest is not None:
+        say("stopping")
+        if rest:
             rest.shutdown()
             rest.server_close()
         grpc_server.stop(grace=5).wait()

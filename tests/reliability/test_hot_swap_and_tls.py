@@ -1,5 +1,6 @@
 """Hot swap under load, TLS, loopback by default (docs/reliability.md)."""
 
+import functools
 import os
 import shutil
 import ssl
@@ -7,6 +8,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from concurrent import futures
 
 import grpc
 import numpy as np
@@ -23,6 +25,9 @@ from tests.serving.toy_model import expected
 
 IMAGE = np.random.default_rng(5).random((16, 12), np.float32)
 SPACING = np.array([0.5, 0.25], np.float32)
+# Bound on anything that waits for TensorFlow to start or load a model: generous for a
+# loaded 2-core machine running several commands at once; a passing run never waits it out.
+STARTUP_TIMEOUT = 300
 
 
 def predict_request():
@@ -34,11 +39,15 @@ def predict_request():
 
 
 class Hammer:
-    """Clients sending Predict in a loop until stopped (or `limit` requests each)."""
+    """Clients sending Predict in a loop until `finish` (at the latest `limit_seconds` from now).
 
-    def __init__(self, address, clients=4, limit=5000):
-        self.address, self.limit = address, limit
-        self.stop = threading.Event()
+    A deadline, not a request count: on a fast machine counted requests can all
+    be answered before the swap they are meant to overlap.
+    """
+
+    def __init__(self, address, clients=4, limit_seconds=STARTUP_TIMEOUT):
+        self.address = address
+        self.deadline = time.monotonic() + limit_seconds
         self.lock = threading.Lock()
         self.versions, self.failures, self.wrong = [], [], 0
         self.threads = [threading.Thread(target=self._run) for _ in range(clients)]
@@ -48,9 +57,7 @@ class Hammer:
         channel = client.make_channel(self.address)
         stub = client.make_stub(channel)
         request = predict_request()
-        for _ in range(self.limit):
-            if self.stop.is_set():
-                break
+        while time.monotonic() < self.deadline:
             try:
                 response = stub.Predict(request, timeout=30)
                 mm = tf.make_ndarray(response.outputs["landmarks_mm"])
@@ -68,12 +75,16 @@ class Hammer:
             t.start()
         return self
 
+    def finish(self, after=0.0):
+        """Let the clients run `after` more seconds, then stop."""
+        self.deadline = min(self.deadline, time.monotonic() + after)
+
     def __exit__(self, *exc):
-        self.stop.set()
+        self.finish()
         for t in self.threads:
             t.join(60)
 
-    def wait_for_version(self, version, timeout=60):
+    def wait_for_version(self, version, timeout=STARTUP_TIMEOUT):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -108,7 +119,7 @@ def test_version_dropped_in_under_load_takes_over_and_removal_unloads_without_a_
     )
     address = f"127.0.0.1:{port}"
     try:
-        server.wait_available(address, ["toy"])
+        server.wait_available(address, ["toy"], timeout=STARTUP_TIMEOUT)
         with Hammer(address) as hammer:
             assert hammer.wait_for_version(1)
             install_version(toy_export["2d"], base, 2)  # copied aside, renamed in
@@ -117,6 +128,7 @@ def test_version_dropped_in_under_load_takes_over_and_removal_unloads_without_a_
             shutil.rmtree(os.path.join(base, "2"))  # remove the serving version
             assert hammer.wait_for_version(1), statuses(address)
             assert statuses(address) == {2: "END", 1: "AVAILABLE"}
+            hammer.finish(after=1.0)  # traffic continues past the last swap
         assert hammer.failures == [], hammer.failures[:5]
         assert hammer.wrong == 0
         assert len(hammer.versions) > 100 and set(hammer.versions) == {1, 2}
@@ -155,7 +167,7 @@ def test_tls_server_answers_tls_clients_only(tmp_path, toy_export, certificate):
     )
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         secure = client.make_channel(address, ssl_ca_file=cert)
         stub = client.make_stub(secure)
         image = Image(IMAGE, tuple(float(s) for s in SPACING))
@@ -196,11 +208,14 @@ def test_bad_tls_files_are_one_error_line(tmp_path, certificate):
     }
     (tmp_path / "m" / "1").mkdir(parents=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    for name, (flags, message) in cases.items():
-        result = subprocess.run(
-            [os.sys.executable, "-m", "pipelines.serve", "--port=0", "--rest_api_port=0",
-             f"--model_base_path={tmp_path / 'm'}", *flags],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    run = functools.partial(subprocess.run, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=STARTUP_TIMEOUT)
+    with futures.ThreadPoolExecutor(len(cases)) as pool:  # three TensorFlow start-ups at once
+        jobs = {name: pool.submit(run, [os.sys.executable, "-m", "pipelines.serve", "--port=0",
+                                        "--rest_api_port=0", f"--model_base_path={tmp_path / 'm'}", *flags])
+                for name, (flags, _) in cases.items()}
+    for name, (_, message) in cases.items():
+        result = jobs[name].result()
         assert result.returncode == 2, (name, result.stderr[-2000:])
         errors = [line for line in result.stderr.splitlines() if "error:" in line]
         assert len(errors) == 1 and message in errors[0], (name, result.stderr[-2000:])

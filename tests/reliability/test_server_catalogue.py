@@ -6,8 +6,10 @@ cases are cheap. After every hostile request the server must still answer a
 good one correctly; at the end it must stop cleanly on SIGTERM.
 """
 
+import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -24,9 +26,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from lmk_tf.serving import model_config as mc
 from lmk_tf.serving.grpc_server import create_server
-from lmk_tf.serving.manager import ModelManager
+from lmk_tf.serving.manager import ModelManager, config_from_flags
+from lmk_tf.serving.rest_server import create_rest_server
 from tests.serving.conftest import free_port, install_version, toy_export  # noqa: F401 - fixture
 from tests.serving.server_process import ServerProcess
 from tests.serving.toy_model import expected
@@ -174,7 +176,7 @@ CASES = {
     "negative_dimension": (lambda: request_for({**good_inputs(), "image": shape_only_proto([-3, 4, 1])}),
                            "INVALID_ARGUMENT", "input 'image' has a negative dimension"),
     "graph_assertion": (lambda: request_for({**good_inputs(), "image": np.full((4, 4, 1), 2e6, np.float32)}),
-                        "INVALID_ARGUMENT", "the model rejected the request: assertion failed: [image maximum"),
+                        "INVALID_ARGUMENT", "image maximum must be < 1e6, got [2e+06]"),
     "oversized_message": (lambda: request_for({**good_inputs(),
                                                "image": np.zeros((800, 800, 1), np.float32)}),
                           "RESOURCE_EXHAUSTED", "larger than max"),
@@ -346,7 +348,7 @@ class _BlockingManager:
     def get(self, name, version=None, label=None):
         self.entered.set()
         self.release.wait(30)
-        from lmk_tf.serving.status import NotFound
+        from lmk_tf.serving.validation import NotFound
 
         raise NotFound(f"model {name!r} is not served")
 
@@ -374,10 +376,45 @@ def test_requests_over_the_concurrency_limit_are_resource_exhausted():
         grpc_server.stop(grace=1).wait()
 
 
+def test_rest_requests_over_the_concurrency_limit_are_503(tmp_path, toy_export):  # noqa: F811
+    base = str(tmp_path / "toy")
+    install_version(toy_export["2d"], base, 1)
+    manager = ModelManager(config_from_flags("toy", base), file_system_poll_wait_seconds=0, warmup=False)
+    manager.start()
+    rest = create_rest_server(manager, port=0, max_concurrent_requests=1)
+    threading.Thread(target=rest.serve_forever, daemon=True).start()
+    port = rest.server_address[1]
+    body = json.dumps({"inputs": {"image": good_image().tolist(), "spacing": [0.5, 0.25]}}).encode()
+    try:
+        # The slot is taken before the body is read (bodies in memory are bounded too):
+        # a client that has sent half of its body holds it, deterministically.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            slow.sendall(f"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+            deadline = time.monotonic() + 30
+            while True:
+                code, answer = rest_status({"rest": f"http://127.0.0.1:{port}"}, "/v1/models/toy:predict", body)
+                if code == 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)  # the slow request may not have reached the server yet
+            assert code == 503 and b"--max_concurrent_requests" in answer, (code, answer)
+            slow.sendall(body[10:])
+            reply = slow.makefile("rb").read()
+        assert reply.startswith(b"HTTP/1.0 200") or reply.startswith(b"HTTP/1.1 200"), reply[:200]
+        answer = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+        want = expected(good_image()[..., 0], [0.5, 0.25])["landmarks_mm"]
+        np.testing.assert_allclose(answer["outputs"]["landmarks_mm"], want, rtol=1e-5, atol=1e-5)
+        assert rest_status({"rest": f"http://127.0.0.1:{port}"}, "/v1/models/toy:predict", body)[0] == 200
+    finally:
+        rest.shutdown()
+        rest.server_close()
+        manager.stop()
+
+
 def test_in_process_server_allows_reload_paths_only_when_told(tmp_path, toy_export):  # noqa: F811
     base = str(tmp_path / "roots" / "toy")
     install_version(toy_export["2d"], base, 1)
-    config = mc.config_from_flags("toy", base)
+    config = config_from_flags("toy", base)
     manager = ModelManager(config, file_system_poll_wait_seconds=0, warmup=False)
     manager.start()
     grpc_server, port = create_server(manager, port=0, model_roots=[str(tmp_path / "roots")])

@@ -27,8 +27,12 @@ class ServerProcess:
         with open(self.log_path) as f:
             return f.read()
 
-    def wait_available(self, address, models, timeout=90.0):
-        """Poll GetModelStatus until every model has an AVAILABLE version."""
+    def wait_available(self, address, models, timeout=300.0):
+        """Poll GetModelStatus until every model has an AVAILABLE version.
+
+        The bound is generous (TensorFlow starting on a loaded 2-core machine);
+        a passing run returns as soon as the models are up.
+        """
         channel = grpc.insecure_channel(address)
         stub = model_service_pb2_grpc.ModelServiceStub(channel)
         deadline = time.monotonic() + timeout

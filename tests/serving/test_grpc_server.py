@@ -4,6 +4,8 @@ One server per module (a fresh process started with `python -m pipelines.serve`)
 talked to with the stock tensorflow-serving-api stubs over loopback.
 """
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -16,13 +18,17 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image as PILImage
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from lmk_tf.image import Image
@@ -57,7 +63,8 @@ def server(tmp_path_factory, toy_export):
     grpc_port, rest_port = free_port(), free_port()
     proc = ServerProcess(
         [f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_config_file={config}",
-         "--file_system_poll_wait_seconds=0.2", "--grpc_max_threads=8",
+         "--file_system_poll_wait_seconds=0.2", "--model_config_file_poll_wait_seconds=1",
+         "--grpc_max_threads=8",
          f"--max_request_mb={MAX_REQUEST_MB}", f"--max_image_elements={MAX_ELEMENTS}"],
         str(root / "server.log"),
     )
@@ -67,7 +74,7 @@ def server(tmp_path_factory, toy_export):
         channel = client.make_channel(address)
         yield {
             "proc": proc, "address": address, "rest": f"http://127.0.0.1:{rest_port}",
-            "bases": bases, "channel": channel,
+            "bases": bases, "channel": channel, "config": config,
             "predict": prediction_service_pb2_grpc.PredictionServiceStub(channel),
             "models": model_service_pb2_grpc.ModelServiceStub(channel),
             "toy_export": toy_export,
@@ -190,7 +197,7 @@ def bad_cases():
          "input 'image' must be float32, got float64"),
         ("nan", request_for(nan, sp), ok, "input 'image' has 1 non-finite values"),
         ("zero spacing", request_for(img, np.array([0.0, 0.1], np.float32)), ok,
-         "input 'spacing' must be > 0, got [0.0, 0.1"),
+         "input 'spacing' must be > 0, got [0 0.1]"),
         ("3 spacings", request_for(img, np.ones(3, np.float32)), ok, "input 'spacing' must have size 2"),
         ("missing input", request_for(img, None), ok, "missing input 'spacing'"),
         ("too many pixels", request_for(np.ones((1001, 1000, 1), np.float32), sp), ok,
@@ -215,6 +222,15 @@ def test_bad_requests_get_a_status_naming_the_problem(server, case):
     image, spacing = image_2d(seed=3), np.array([1.0, 2.0], np.float32)
     got = outputs_of(server["predict"].Predict(request_for(image[..., None], spacing), timeout=10))
     np.testing.assert_allclose(got["landmarks_mm"], expected(image, spacing)["landmarks_mm"], rtol=1e-5)
+
+
+def test_classify_regress_and_multi_inference_are_unimplemented(server):
+    for method, request in [("Classify", classification_pb2.ClassificationRequest()),
+                            ("Regress", regression_pb2.RegressionRequest()),
+                            ("MultiInference", inference_pb2.MultiInferenceRequest())]:
+        with pytest.raises(grpc.RpcError) as info:
+            getattr(server["predict"], method)(request, timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED, method
 
 
 def test_too_large_message_is_resource_exhausted(server):
@@ -264,6 +280,24 @@ def test_new_version_is_picked_up_and_removed_one_unloaded(server):
     # Version 1 is still on disk and now the latest again.
     wait_for(lambda: statuses(server, "hot").get(1) == "AVAILABLE")
     assert statuses(server, "hot")[2] == "END"
+
+
+def test_changed_config_file_is_polled_and_its_new_model_served(server):
+    config = server["config"]
+    before = config.read_text()
+    polled = os.path.join(os.path.dirname(server["bases"]["extra"]), "polled")
+    install_version(server["toy_export"]["3d"], polled, 4)
+    config.write_text(before.replace("}\n}\n", f'}}\n  config {{ name: "polled" base_path: "{polled}" }}\n}}\n'))
+    try:
+        # Polled every second, then loaded: a few seconds, bounded.
+        wait_for(lambda: "model 'polled' version 4 is AVAILABLE" in server["proc"].output(), timeout=60)
+        assert statuses(server, "polled") == {4: "AVAILABLE"}
+        volume = np.ones((3, 4, 5, 1), np.float32)
+        response = server["predict"].Predict(request_for(volume, np.ones(3, np.float32), "polled"), timeout=10)
+        assert response.model_spec.version.value == 4
+    finally:
+        config.write_text(before)
+    wait_for(lambda: "model 'polled' version 4 unloaded (model removed from config)" in server["proc"].output())
 
 
 def test_reload_config_request_adds_a_model(server):
@@ -346,6 +380,21 @@ def test_rest_predict_columnar_and_row_formats(server):
 def test_rest_errors(server, path, body, status, message):
     code, answer = rest(server, path, body)
     assert code == status and message in answer["error"]
+
+
+def test_rest_string_outputs_are_tf_servings_json(server):
+    code, body = rest(server, "/v1/models/toy:predict", {"signature_name": "model_info", "inputs": {}})
+    assert code == 200, body
+    assert isinstance(body["outputs"], str) and json.loads(body["outputs"])["landmark_names"] == NAMES
+    code, body = rest(server, "/v1/models/toy:predict", {"signature_name": "model_info", "instances": [{}]})
+    assert code == 200 and json.loads(body["predictions"][0])["landmark_names"] == NAMES
+    # Names ending in _bytes are base64 objects; other strings are JSON strings.
+    image = image_2d(6, 5)[..., None]
+    code, body = rest(server, "/v1/models/toy:predict", {"signature_name": "encode", "inputs": image.tolist()})
+    assert code == 200 and body["outputs"]["format"] == "png", body
+    png = base64.b64decode(body["outputs"]["png_bytes"]["b64"])
+    np.testing.assert_array_equal(np.asarray(PILImage.open(io.BytesIO(png))),
+                                  (np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8))
 
 
 def test_rest_rejects_broken_json(server):

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import text_format
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.serving import model_config as mc
+from lmk_tf.serving.manager import config_from_flags, parse_model_config, read_model_config
 from tests.serving.tfs_protos import BatchingParameters, MonitoringConfig
 
 SERVING = os.path.join(os.path.dirname(__file__), "..", "..", "serving")
@@ -20,7 +20,7 @@ def _read(name):
 
 
 def test_shipped_models_config_parses_with_the_real_proto():
-    config = mc.read_model_config(os.path.join(SERVING, "models.config"))
+    config = read_model_config(os.path.join(SERVING, "models.config"))
     models = {m.name: m for m in config.model_config_list.config}
     assert set(models) == {"isbi2015_ceph", "demo"}
     ceph = models["isbi2015_ceph"]
@@ -38,14 +38,14 @@ def test_bad_syntax_names_file_and_line(tmp_path):
     path = tmp_path / "models.config"
     path.write_text('model_config_list {\n  config {\n    name: "a"\n    base_pth: "/x"\n  }\n}\n')
     with pytest.raises(ConfigError, match=re.escape(f"{path}:4:") + r".*base_pth"):
-        mc.read_model_config(str(path))
+        read_model_config(str(path))
 
 
 def test_unbalanced_braces_name_the_file(tmp_path):
     path = tmp_path / "broken.config"
     path.write_text('model_config_list {\n  config { name: "a" base_path: "/x" }\n')
     with pytest.raises(ConfigError, match=re.escape(str(path))):
-        mc.read_model_config(str(path))
+        read_model_config(str(path))
 
 
 @pytest.mark.parametrize(
@@ -63,22 +63,22 @@ def test_unbalanced_braces_name_the_file(tmp_path):
 )
 def test_semantic_errors_name_the_model(text, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        mc.parse_model_config(text, source="test.config")
+        parse_model_config(text, source="test.config")
 
 
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read model config"):
-        mc.read_model_config(str(tmp_path / "nope.config"))
+        read_model_config(str(tmp_path / "nope.config"))
 
 
 def test_config_from_flags_round_trips_through_text():
-    config = mc.config_from_flags("demo", "/tmp/models/demo")
-    again = mc.parse_model_config(mc.config_to_text(config))
+    config = config_from_flags("demo", "/tmp/models/demo")
+    again = parse_model_config(text_format.MessageToString(config))
     assert again == config
     (model,) = again.model_config_list.config
     assert (model.name, model.base_path, model.model_platform) == ("demo", "/tmp/models/demo", "tensorflow")
     with pytest.raises(ConfigError, match="--model_base_path"):
-        mc.config_from_flags("demo", "")
+        config_from_flags("demo", "")
 
 
 def test_batching_parameters_parse_and_are_consistent():

@@ -8,10 +8,12 @@ image, so tests can predict them independently:
 2. ``centre``: the geometric centre, (shape - 1) / 2.
 
 ``confidence`` is tanh(|max|) for the first two and 0.5 for the centre;
-``present`` is confidence > 0.25. The graph asserts max(image) < 1e6 so a
-test can provoke a TensorFlow InvalidArgumentError at call time. A second
-signature ``model_info`` (no inputs) returns assets/model_info.json as a
-string, which is how clients get landmark names from a server.
+``present`` is confidence > 0.25. Like lmk_tf.export's graph, it asserts
+spacing > 0 and at least 2 pixels per axis with tf.debugging before anything
+else runs, and also max(image) < 1e6, a check the server cannot know of.
+``model_info`` (no inputs) returns assets/model_info.json as a string, which
+is how clients get landmark names from a server; ``encode`` returns the image
+as ``png_bytes`` (binary) and its ``format`` ("png"), for string outputs.
 """
 
 from __future__ import annotations
@@ -62,14 +64,18 @@ class ToyLandmarks(tf.Module):
         ]
         self.serve = tf.function(self._serve, input_signature=spec)
         self.info = tf.function(self._info, input_signature=[])
+        self.encode = tf.function(self._encode, input_signature=spec[:1])
 
     def _serve(self, image, spacing):
-        img = image[..., 0] * self.scale
+        checks = [
+            tf.debugging.assert_positive(spacing, message="input 'spacing' must be > 0"),
+            tf.debugging.assert_greater_equal(
+                tf.shape(image)[:-1], 2, message="input 'image' must be at least 2 pixels along every axis"),
+            tf.debugging.assert_less(tf.reduce_max(image), ASSERT_LIMIT, message="image maximum must be < 1e6"),
+        ]
+        with tf.control_dependencies(checks):
+            img = tf.identity(image[..., 0]) * self.scale
         peak = tf.reduce_max(img)
-        with tf.control_dependencies(
-            [tf.debugging.assert_less(peak, ASSERT_LIMIT, message="image maximum must be < 1e6")]
-        ):
-            img = tf.identity(img)
         shape = tf.shape(img)
         w = img - tf.reduce_min(img)
         total = tf.reduce_sum(w)
@@ -93,6 +99,10 @@ class ToyLandmarks(tf.Module):
     def _info(self):
         return {"model_info": self.info_json}
 
+    def _encode(self, image):
+        pixels = tf.cast(tf.clip_by_value(image, 0.0, 1.0) * 255.0, tf.uint8)
+        return {"png_bytes": tf.io.encode_png(pixels), "format": tf.constant("png")}
+
 
 def export_toy_model(
     version_dir: str, *, ndim: int = 2, warmup: bool = True, names=NAMES
@@ -103,7 +113,7 @@ def export_toy_model(
     tf.saved_model.save(
         module,
         version_dir,
-        signatures={"serving_default": module.serve, "model_info": module.info},
+        signatures={"serving_default": module.serve, "model_info": module.info, "encode": module.encode},
     )
     os.makedirs(os.path.join(version_dir, "assets"), exist_ok=True)
     with open(os.path.join(version_dir, "assets", "model_info.json"), "w") as f:
