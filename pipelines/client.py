@@ -2,6 +2,7 @@
 
   lmk-client --server=localhost:8500 --model=isbi2015_ceph image.dcm
   lmk-client --server=localhost:8500 --model=demo --format=csv --spacing=0.1,0.1 a.png b.png
+  lmk-client --model=isbi2015_ceph --review_mm=3 --spacing=0.1 image.jpg   # mark doubtful landmarks
 
 Files are read here (DICOM, NIfTI, MetaImage, PNG/JPEG/BMP with --spacing); only
 the pixels and spacing travel. World coordinates use the file's origin and
@@ -23,6 +24,9 @@ flags.DEFINE_string("model", None, "Served model name. Required.")
 flags.DEFINE_integer("version", None, "Model version; default the latest served.", lower_bound=1)
 flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
                   "row per image and landmark.")
+flags.DEFINE_float("review_mm", None,
+                   "Mark landmarks whose expected error (the model's expected_error_mm) is above this "
+                   "many mm with \"review\": true, and say how many on stderr.", lower_bound=0.0)
 flags.DEFINE_list("spacing", None,
                   "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
                   "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
@@ -67,6 +71,10 @@ def main(argv):
             results.append({"file": path, **result})
     finally:
         channel.close()
+    if FLAGS.review_mm is not None:
+        from lmk_tf.serving.client import mark_for_review, review_line
+
+        print(review_line(*mark_for_review(results, FLAGS.review_mm), FLAGS.review_mm), file=sys.stderr)
     sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
 
 

@@ -2,6 +2,11 @@
 
   lmk-predict --model=saved_models/demo image.mha
   lmk-predict --model=saved_models/isbi2015_ceph/3 --format=csv --overlay=out/ *.bmp --spacing=0.1,0.1
+  lmk-predict --model=saved_models/isbi2015_ceph --review_mm=3 --spacing=0.1 image.jpg
+
+Each landmark comes with `expected_error_mm` (the model's predicted radial
+error) and `radius90_mm` (the truth lies within it 9 times in 10), drawn as a
+circle on the overlay; --review_mm=X marks those whose expected error is above X.
 
 --model is a version directory or a base directory (its highest integer
 version is used). The answer equals what lmk-serve or TF Serving give for the
@@ -22,6 +27,9 @@ flags.DEFINE_string("model", None, "SavedModel version directory, or a base dire
                     "(its highest version). Required.")
 flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
                   "row per image and landmark.")
+flags.DEFINE_float("review_mm", None,
+                   "Mark landmarks whose expected error (the model's expected_error_mm) is above this "
+                   "many mm with \"review\": true, and say how many on stderr.", lower_bound=0.0)
 flags.DEFINE_list("spacing", None,
                   "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
                   "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
@@ -89,8 +97,13 @@ def main(argv):
                 overlay_path(FLAGS.overlay, path, len(files)),
                 names=[lm["name"] for lm in result["landmarks"]],
                 present=[lm["present"] for lm in result["landmarks"]],
+                radius_mm=[lm.get("radius90_mm", float("nan")) for lm in result["landmarks"]],
             )
     results = [result for _, _, result in done]
+    if FLAGS.review_mm is not None:
+        from lmk_tf.serving.client import mark_for_review, review_line
+
+        print(review_line(*mark_for_review(results, FLAGS.review_mm), FLAGS.review_mm), file=sys.stderr)
     sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
 
 

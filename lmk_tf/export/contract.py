@@ -23,8 +23,11 @@ DIAGNOSTICS_SIGNATURE = "diagnostics"
 IMAGE = "image"
 SPACING = "spacing"
 
-# Outputs of `serving_default`, in this order.
-OUTPUT_KEYS = ("landmarks_index", "landmarks_mm", "confidence", "present", "expected_error_mm", "radius90_mm")
+# Outputs of `serving_default`, in this order: the landmarks (every version has them) and
+# their predicted error (versions exported since the uncertainty outputs were added).
+LANDMARK_OUTPUTS = ("landmarks_index", "landmarks_mm", "confidence", "present")
+UNCERTAINTY_OUTPUTS = ("expected_error_mm", "radius90_mm")
+OUTPUT_KEYS = LANDMARK_OUTPUTS + UNCERTAINTY_OUTPUTS
 # The single string output of `model_info`.
 INFO_OUTPUT = "model_info"
 

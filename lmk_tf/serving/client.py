@@ -97,10 +97,12 @@ def predict_image(stub, model_name: str, image: Image, *, version: int | None = 
 def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
                   model: dict | None = None) -> dict[str, Any]:
     """Signature outputs -> plain, JSON-able results with world coordinates added."""
-    missing = [n for n in contract.OUTPUT_KEYS if n not in outputs]
+    missing = [n for n in contract.LANDMARK_OUTPUTS if n not in outputs]
     if missing:
         raise ModelError(f"the model's outputs lack {missing[0]!r}; it returned {sorted(outputs)} "
                          f"(the contract is {', '.join(contract.OUTPUT_KEYS)})")
+    # Older versions have no predicted error; their answers simply lack it.
+    errors = {k: np.asarray(outputs[k], np.float64) for k in contract.UNCERTAINTY_OUTPUTS if k in outputs}
     index, mm, confidence = (np.asarray(outputs[k], np.float64) for k in contract.OUTPUT_KEYS[:3])
     present = np.asarray(outputs[contract.OUTPUT_KEYS[3]], bool)
     if index.ndim != 2 or index.shape[1] != image.ndim:
@@ -115,10 +117,33 @@ def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
         "landmarks": [
             {"name": str(names[i]), "index": index[i].tolist(), "mm": mm[i].tolist(),
              "world": [float(v) for v in world[i]], "confidence": float(confidence[i]),
-             "present": bool(present[i])}
+             "present": bool(present[i]), **{k: float(v[i]) for k, v in errors.items()}}
             for i in range(len(index))
         ],
     }
+
+
+def mark_for_review(results, review_mm: float) -> tuple[int, int]:
+    """Sets "review" on each landmark whose expected_error_mm is above `review_mm`.
+
+    `results`: one result dict or a list of them. Returns (marked, landmarks
+    with a predicted error); a model without one marks nothing.
+    """
+    marked = total = 0
+    for r in [results] if isinstance(results, dict) else results:
+        for lm in r["landmarks"]:
+            if "expected_error_mm" in lm:
+                lm["review"] = bool(lm["expected_error_mm"] > review_mm)
+                marked += lm["review"]
+                total += 1
+    return marked, total
+
+
+def review_line(marked: int, total: int, review_mm: float) -> str:
+    if not total:
+        return "--review_mm: this model predicts no error (exported before expected_error_mm); nothing marked"
+    return (f"{marked} of {total} landmarks have an expected error above {review_mm:g} mm: "
+            "review them (marked \"review\": true)")
 
 
 def _g(values) -> list[str]:
@@ -138,10 +163,13 @@ def format_results(results, fmt: str = "json") -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["file", "landmark", "present", "confidence"] + [f"index_{a}" for a in index_axes]
-                    + [f"mm_{a}" for a in index_axes] + [f"world_{a}" for a in world_axes])
+                    + [f"mm_{a}" for a in index_axes] + [f"world_{a}" for a in world_axes]
+                    + list(contract.UNCERTAINTY_OUTPUTS) + ["review"])
     for r in items:
         pad = [""] * (ndim - len(r["shape"]))  # a 2D row in a 3D table: no slice axis in front, no z at the end
         for lm in r["landmarks"]:
             writer.writerow([r.get("file", ""), lm["name"], int(lm["present"])] + _g([lm["confidence"]]) + pad
-                            + _g(lm["index"]) + pad + _g(lm["mm"]) + _g(lm["world"]) + pad)
+                            + _g(lm["index"]) + pad + _g(lm["mm"]) + _g(lm["world"]) + pad
+                            + [f"{lm[k]:.4g}" if k in lm else "" for k in contract.UNCERTAINTY_OUTPUTS]
+                            + [int(lm["review"]) if "review" in lm else ""])
     return out.getvalue()
