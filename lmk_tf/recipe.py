@@ -77,7 +77,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _changes(saved: dict, wanted: dict) -> list[str]:
+def setting_changes(saved: dict, wanted: dict) -> list[str]:
     """'key: old -> new' for every setting of `wanted` that `saved` has otherwise."""
     saved, wanted = _flat(saved), _flat(wanted)
     return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in wanted.items() if saved.get(k) != v]
@@ -101,7 +101,7 @@ def check_prepared(data_dir: str, preset: Preset, samples: Sequence[Sample], lan
     with open(os.path.join(data_dir, "dataset.json")) as f:
         info = json.load(f)
     saved = {**info, "train_images": info.get("counts", {}).get("train")}
-    changes = _changes(saved, data_settings(preset, samples, landmark_names))
+    changes = setting_changes(saved, data_settings(preset, samples, landmark_names))
     record_path = os.path.join(data_dir, RECORD_FILE)
     if os.path.exists(record_path):  # absent for shards prepared by hand (lmk-prepare)
         with open(record_path) as f:
@@ -110,7 +110,7 @@ def check_prepared(data_dir: str, preset: Preset, samples: Sequence[Sample], lan
         if record.get("image_ids") != ids:
             other = len(set(ids) - set(record.get("image_ids", [])))
             changes.append(f"training images: {other} of the {len(ids)} are not among those prepared")
-        changes += _changes(record.get("source", {}), dict(source or {}))
+        changes += setting_changes(record.get("source", {}), dict(source or {}))
     if changes:
         _refuse(data_dir, "was prepared", changes)
 
@@ -156,7 +156,7 @@ def already_trained(config: StageConfig, stage_dir: str) -> bool:
         return False
     saved = StageConfig.load(stage_dir)
     done = os.path.exists(os.path.join(stage_dir, "model.keras"))
-    changes = _changes(dataclasses.asdict(saved), dataclasses.asdict(config))
+    changes = setting_changes(dataclasses.asdict(saved), dataclasses.asdict(config))
     if changes:
         _refuse(stage_dir, "was trained" if done else "holds a partly trained stage", changes)
     return done

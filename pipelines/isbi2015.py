@@ -64,26 +64,21 @@ def main(argv):
     preset = (get_preset("ceph", 2).with_steps(FLAGS.global_steps, FLAGS.local_steps)
               .with_inference(presence_threshold=FLAGS.presence_threshold))
     exporting = FLAGS.fold < 0
-    fold_export = None if exporting else fold_model_dir(preset)
     extra = {"training_data": "ISBI 2015 challenge training set (150 images), research use only; cite Wang "
              "et al., Medical Image Analysis 31, 2016", "ground_truth": FLAGS.combine}
-    if not exporting:
-        extra["held_out_fold"] = f"{FLAGS.fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"
+    options = dict(warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1], extra_info=extra)
     result = recipe.run(
         preset, os.path.join(FLAGS.workdir, tag), train, names,
         source={"combine": FLAGS.combine, "spacing": FLAGS.spacing},
-        export_to=FLAGS.export_base if exporting else fold_export,
-        export_options=dict(version=FLAGS.version if exporting else 1, warmup_shape=(480, 388),
-                            warmup_spacing=[0.1, 0.1], extra_info=extra,
-                            calibration=read_calibration(names) if exporting else None),
-        evaluate_on=None if exporting or fold_export is None else held_out, report_dir=FLAGS.report, overlays=3)
-    if not exporting and fold_export is None:
-        result.saved_model = os.path.join(FLAGS.fold_models, f"fold{FLAGS.fold}", "1")
-        result.summary = recipe.evaluate_saved_model(result.saved_model, held_out, names, FLAGS.report, overlays=3)
+        export_to=FLAGS.export_base if exporting else None,
+        export_options=dict(options, version=FLAGS.version, calibration=read_calibration(names)) if exporting else None)
     if exporting:
         print(f"exported: {result.saved_model}")
         return
-    write_fold_predictions(result.saved_model, held_out, names)
+    extra["held_out_fold"] = f"{FLAGS.fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"
+    saved_model = export_fold_model(preset, result.model_dir, options)
+    result.summary = recipe.evaluate_saved_model(saved_model, held_out, names, FLAGS.report, overlays=3)
+    write_fold_predictions(saved_model, held_out, names)
     from lmk_tf.evaluation.metrics import format_summary
 
     summary = result.summary
@@ -94,21 +89,25 @@ def main(argv):
     print(f"total {time.time() - t0:.0f}s", file=sys.stdout)
 
 
-def fold_model_dir(preset):
-    """<fold_models>/fold<k>; None when its version 1 already holds this recipe's model (then reused)."""
+def export_fold_model(preset, model_dir, options):
+    """<fold_models>/fold<k>/1: exported once per fold, reused while the recipe is the same."""
     from lmk_tf.export.contract import read_model_info
+    from lmk_tf.export.savedmodel import export
 
     base = os.path.join(FLAGS.fold_models, f"fold{FLAGS.fold}")
     version = os.path.join(base, "1")
     if not os.path.isdir(version):
-        return base
+        return export(model_dir, base, version=1, **options)
     info = read_model_info(version)
     for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
-        if info.get(f"{stage}_config") != dataclasses.asdict(config):
-            raise ConfigError(f"{version} holds a fold model with other {stage} settings than the recipe's; "
-                              "delete it or give another --fold_models")
+        # Compared as JSON, as model_info stores them (tuples read back as lists).
+        wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+        changes = recipe.setting_changes(info.get(f"{stage}_config") or {}, wanted)
+        if changes:
+            raise ConfigError(f"{version} holds a fold model whose {stage} stage has other settings than the "
+                              f"trained one ({'; '.join(changes)}); delete it or give another --fold_models")
     print(f"== fold {FLAGS.fold}'s model already exported: {version}", flush=True)
-    return None
+    return version
 
 
 def read_calibration(names):
