@@ -15,6 +15,7 @@ COMMANDS = {
     "lmk-predict": "pipelines.predict:run",
     "lmk-serve": "pipelines.serve:run",
     "lmk-client": "pipelines.client:run",
+    "lmk-batch": "pipelines.batch:run",
 }
 
 setup(
@@ -29,7 +30,7 @@ setup(
         "keras==3.15.1",
         "tensorflow-serving-api==2.21.0",
         "grpcio==1.85.1",
-        "protobuf==7.36.2",
+        "protobuf==6.33.6",
         "numpy==2.4.6",
         "absl-py==2.5.1",
         "pydicom==3.0.2",
@@ -39,10 +40,11 @@ setup(
         "pylibjpeg-rle==2.2.0",
         "nibabel==5.4.2",
         "SimpleITK==2.5.7",
-        "pillow==13.0.0",
+        "pillow==12.3.0",
         "matplotlib==3.11.2",
         "psutil==7.2.2",
         "tensorboard==2.21.0",
+        "apache-beam==2.77.0",
     ],
     extras_require={"test": ["pytest==9.2.0", "pydicom-data==1.0.0", "import-linter==2.17", "ruff==0.17.6"]},
     entry_points={

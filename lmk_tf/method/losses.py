@@ -25,7 +25,11 @@ class MaskedDisplacementL1(keras.losses.Loss):
         p = ops.reshape(y_pred, (-1, self.ndim))
         mask = t[:, self.ndim]
         err = ops.sum(ops.abs(p - t[:, : self.ndim]), axis=-1)
-        return ops.sum(err * mask) / (ops.maximum(ops.sum(mask), 1.0) * self.ndim)
+        loss = ops.sum(err * mask) / (ops.maximum(ops.sum(mask), 1.0) * self.ndim)
+        # Shape [1], not a scalar: under tf.distribute Keras divides a loss by the
+        # number of replicas (their gradients are summed) but leaves a scalar as
+        # it is, which would weigh this term N times against the BCE on N workers.
+        return ops.reshape(loss, (1,))
 
     def get_config(self):
         config = super().get_config()

@@ -9,6 +9,9 @@ Layout of a model directory:
                                      a corrupt newest one is moved to backup/corrupt-*)
     <model_dir>/<stage>/logs/        TensorBoard
     <model_dir>/<stage>/model.keras  the trained network, written when done
+
+With several workers (`strategy="multi_worker"`) only the chief writes these;
+see `lmk_tf.training.distribute`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 
 import keras
-import tensorflow as tf
 
 from lmk_tf.data.datasets import training_dataset
 from lmk_tf.errors import ConfigError
@@ -30,23 +33,10 @@ from lmk_tf.method.losses import stage_losses
 from lmk_tf.method.model_dir import load_dataset_info, stage_files
 from lmk_tf.method.networks import build_fcn, build_local_net
 from lmk_tf.method.presets import InferenceConfig
+from lmk_tf.training import distribute
+from lmk_tf.training.distribute import STRATEGIES, make_strategy  # noqa: F401 - re-exported for lmk-train
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
 MIN_FREE_BYTES = 200 * 2**20
-
-
-
-
-def make_strategy(name: str):
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError("--strategy=multi_worker needs the TF_CONFIG environment variable")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ConfigError(f"strategy must be one of {STRATEGIES}, got {name!r}")
 
 
 def build_stage_model(config: StageConfig, num_landmarks: int):
@@ -186,16 +176,22 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, inference
         )
     num_landmarks = len(info["landmark_names"])
     files = stage_files(data_dir, config.stage)
+    strategy = make_strategy(strategy)
+    role = distribute.worker_role(strategy)
+    distribute.check_split(files, config.batch_size, strategy.num_replicas_in_sync, role, data_dir, config.stage)
     stage_dir = os.path.join(model_dir, config.stage)
-    check_writable(stage_dir)
-    with open(os.path.join(model_dir, "dataset.json"), "w") as f:
-        json.dump(info, f, indent=2)
-    if inference is not None:
-        inference.validate().save(model_dir)
-    config.save(stage_dir)
+    # What the chief writes to stage_dir, the other workers write to scratch.
+    out_dir = stage_dir if role.is_chief else role.scratch_dir(stage_dir)
+    check_writable(out_dir)
+    if role.is_chief:
+        with open(os.path.join(model_dir, "dataset.json"), "w") as f:
+            json.dump(info, f, indent=2)
+        if inference is not None:
+            inference.validate().save(model_dir)
+        config.save(stage_dir)
 
     keras.utils.set_random_seed(config.seed)
-    with make_strategy(strategy).scope():
+    with strategy.scope():
         model = build_stage_model(config, num_landmarks)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=config.steps, alpha=0.05
@@ -204,32 +200,52 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, inference
         model.compile(
             optimizer=keras.optimizers.Adam(schedule, amsgrad=True), loss=losses, loss_weights=weights
         )
-    dataset = training_dataset(files, config, num_landmarks)
+    if role.count > 1:
+        # config.batch_size is the global batch, split across the workers.
+        dataset = distribute.per_worker_dataset(
+            strategy, lambda mine, batch: training_dataset(mine, replace(config, batch_size=batch), num_landmarks),
+            files, config.batch_size,
+        )
+    else:
+        dataset = training_dataset(files, config, num_landmarks)
     epochs = math.ceil(config.steps / config.steps_per_epoch)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
     extra = list(callbacks)
-    check_backup(os.path.join(stage_dir, "backup"))
-    callbacks = [
+    backup_dir = os.path.join(out_dir, "backup")
+    if role.is_chief:
+        check_backup(backup_dir)
+    if role.count > 1:
+        distribute.agree_on_resume(strategy, role, os.path.join(stage_dir, "backup"), backup_dir)
+    # Every worker's copy of the moving statistics is averaged before anything is saved.
+    callbacks = [distribute.AverageMovingStatistics(strategy)] if role.count > 1 else []
+    callbacks += [
         # double_checkpoint keeps the previous backup; check_backup (above) puts
         # it in place when a kill mid-write left the newest one damaged.
         keras.callbacks.BackupAndRestore(
-            os.path.join(stage_dir, "backup"), save_freq="epoch", double_checkpoint=True,
-            delete_checkpoint=False,
+            backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=False,
         ),
-        keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs"), write_graph=False),
+        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False),
     ]
     if not verbose:
         callbacks.append(_ProgressLine(config.stage, epochs, config.steps_per_epoch))
     callbacks += extra
     t0 = time.time()
-    history = model.fit(dataset, epochs=epochs, steps_per_epoch=config.steps_per_epoch,
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
-    with open(os.path.join(stage_dir, "training.json"), "w") as f:
+    history = distribute.fit(model, strategy, dataset, epochs=epochs, steps_per_epoch=config.steps_per_epoch,
+                             callbacks=callbacks, verbose=verbose, shuffle=False)
+    with open(os.path.join(out_dir, "training.json"), "w") as f:
         # What this (possibly resumed) run took and ended at, for reports.
         json.dump({"seconds": round(time.time() - t0, 1), "steps": config.steps,
                    "final": {k: float(v[-1]) for k, v in history.history.items() if v}}, f, indent=2)
-    save_model_atomic(model, os.path.join(stage_dir, "model.keras"))
+    # Every worker saves, as TensorFlow's multi-worker guide has it (reading a
+    # distributed variable can take every worker); the copies in scratch go.
+    save_model_atomic(model, os.path.join(out_dir, "model.keras"))
+    if not role.is_chief:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if role.count > 1:
+        # All leave together: a worker that exits while the chief still writes
+        # makes the chief log that it "stopped sending heartbeats".
+        distribute.gather(strategy, [0])
     return model
 
 
