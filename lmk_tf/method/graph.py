@@ -18,6 +18,7 @@ from lmk_tf.method.layers import (
     WeightedDisplacementAggregation,
     decode_displacement,
 )
+from lmk_tf.method.networks import with_logits
 from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
 
 
@@ -62,9 +63,20 @@ class GlobalToLocal(keras.Model):
             raise ValueError(f"global stage is {g.ndim}D but local stage is {loc.ndim}D")
         self.ndim = g.ndim
         self._g, self._l = g, loc
-        self.global_aggregation = WeightedDisplacementAggregation(g.net.total_stride, name="global_aggregation")
-        self.local_aggregation = WeightedDisplacementAggregation(loc.net.total_stride, name="local_aggregation")
+        # Votes are weighted from the logits: the probabilities of a landmark far
+        # outside the image underflow float32 and would all weigh nothing.
+        self._global_logits = with_logits(global_net)
+        self._local_logits = with_logits(local_net)
+        self.global_aggregation = WeightedDisplacementAggregation(
+            g.net.total_stride, from_logits=True, name="global_aggregation")
+        self.local_aggregation = WeightedDisplacementAggregation(
+            loc.net.total_stride, from_logits=True, name="local_aggregation")
         self.crop = SubImageCrop(loc.patch_size, self.ndim, name="local_crop")
+
+    def build(self, input_shape):
+        # The stage networks arrive built and the other layers hold no weights;
+        # without this Keras would trace `call` symbolically once just to build.
+        self.built = True
 
     def call(self, inputs):
         image = tf.cast(inputs["image"], tf.float32)
@@ -74,7 +86,7 @@ class GlobalToLocal(keras.Model):
         x = normalise_intensity(image)
 
         g_img, g_scale, g_off = resample(x, spacing, g.spacing)
-        out = self.global_net(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
+        out = self._global_logits(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
         g_pos, g_conf = self.global_aggregation(disp, out["classification"])
         index = g_off + g_scale * g_pos[0]
@@ -86,12 +98,12 @@ class GlobalToLocal(keras.Model):
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale
             crops = self.crop(l_img[None], centres[None])
-            out = self.local_net(crops, training=False)
+            out = self._local_logits(crops, training=False)
             grid = out["classification"].shape[2:]
             disp = decode_displacement(out["displacement"], stride, loc.displacement_encoding)
             disp = tf.reshape(disp, [num_landmarks, *grid, self.ndim])
-            prob = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
-            pos, l_conf = self.local_aggregation(disp, prob)
+            logits = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
+            pos, l_conf = self.local_aggregation(disp, logits)
             local_index = centres + pos[:, 0] - (n - 1) / 2.0
             index = l_off + l_scale * local_index
             confidence = l_conf[:, 0]
