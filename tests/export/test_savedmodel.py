@@ -134,3 +134,4 @@ def test_model_info_signature_carries_the_landmark_names(exported):
     fn = tf.saved_model.load(exported).signatures["model_info"]
     info = json.loads(fn()["model_info"].numpy().decode())
     assert info["landmark_names"] == read_model_info(exported)["landmark_names"]
+
