@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from lmk_tf.errors import ConfigError
+from lmk_tf.errors import ConfigError, ModelError
 from lmk_tf.method.config import LOCAL_MODES, NetConfig
 from lmk_tf.method.layers import PACKAGE
 
@@ -272,5 +272,5 @@ def with_logits(net):
 
     view = keras.models.clone_model(net, clone_function=lambda layer: layer, call_function=call, recursive=True)
     if not found:
-        raise ConfigError(f"network {net.name!r} has no sigmoid convolution head to take logits from")
+        raise ModelError(f"network {net.name!r} has no sigmoid convolution head to take logits from")
     return view

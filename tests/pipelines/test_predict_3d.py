@@ -22,7 +22,7 @@ from lmk_tf.data.prepare import prepare_records, synthetic_samples
 from lmk_tf.export.savedmodel import export
 from lmk_tf.image import Image
 from lmk_tf.io import read_image
-from lmk_tf.method.model_dir import Predictor, assemble
+from lmk_tf.method.model_dir import assemble
 from lmk_tf.serving.local import LocalModel
 from lmk_tf.synthetic import landmark_names, make_sample
 from lmk_tf.training.trainer import train_stage
@@ -58,8 +58,9 @@ def model_3d(tmp_path_factory):
     train_stage(g, data, model_dir, verbose=0)
     log = Losses()
     local_net = train_stage(loc, data, model_dir, verbose=0, callbacks=[log])
-    return {"model_dir": model_dir, "export": export(model_dir, str(root / "saved" / "tiny3d")),
-            "local_net": local_net, "losses": log.losses}
+    exported = export(model_dir, str(root / "saved" / "tiny3d"))
+    return {"model_dir": model_dir, "export": exported, "local_net": local_net, "losses": log.losses,
+            "served": LocalModel(exported, warmup=True)}
 
 
 @pytest.mark.slow
@@ -67,14 +68,14 @@ def test_specialised_local_nets_train_and_export(model_3d):
     assert model_3d["losses"][-1] < model_3d["losses"][0], model_3d["losses"]
     nets = [layer for layer in model_3d["local_net"].layers if isinstance(layer, keras.Model)]
     assert len(nets) == NUM_LANDMARKS, "one local network per landmark"
-    local = LocalModel(model_3d["export"], warmup=True)
+    local = model_3d["served"]  # loaded with its warm-up replayed
     assert local.model_info["local_config"]["local_mode"] == "specialised"
     image, _, _ = make_sample(3, 21, shape=(30, 36, 33), spacing=(1.7, 1.2, 1.4), num_landmarks=NUM_LANDMARKS)
-    expected = Predictor(assemble(model_3d["model_dir"]))(image)
-    served = local.predict({"image": image.array[..., None].astype(np.float32),
-                            "spacing": np.asarray(image.spacing, np.float32)})
+    inputs = {"image": image.array[..., None].astype(np.float32), "spacing": np.asarray(image.spacing, np.float32)}
+    expected = assemble(model_3d["model_dir"])(inputs)  # the Keras graph, eagerly
+    served = local.predict(inputs)
     for key in ("landmarks_index", "landmarks_mm", "confidence", "present"):
-        np.testing.assert_allclose(served[key], expected[key], atol=1e-4, err_msg=key)
+        np.testing.assert_allclose(served[key], np.asarray(expected[key]), atol=1e-4, err_msg=key)
 
 
 # An oblique series: rows and columns turned 25 degrees about one axis and 10 about
@@ -148,5 +149,5 @@ def test_predict_on_an_oblique_dicom_series_gives_world_coordinates(model_3d, tm
     # And the pixels the model saw are the volume, in that order.
     read = read_image(series)
     np.testing.assert_array_equal(read.array, volume.astype(np.float32) - 1024)
-    expected = LocalModel(model_3d["export"]).predict_image(read)
+    expected = model_3d["served"].predict_image(read)
     np.testing.assert_allclose(index, [lm["index"] for lm in expected["landmarks"]], atol=1e-4)
