@@ -65,8 +65,20 @@ def test_absent_predictions_are_not_drawn(tmp_path):
     rgb = _read(overlay.draw_landmarks(image, points, tmp_path / "a.png", present=[False]))
     r, g, b = rgb[30, 30].astype(int)
     assert r == g == b
-    # Points outside the image or non-finite are skipped, not an error.
-    overlay.draw_landmarks(image, np.array([[-50.0, 10.0], [np.nan, 1.0]]), tmp_path / "b.png", names=["x", "y"])
+
+
+def test_off_image_and_non_finite_points_are_skipped(tmp_path):
+    image = _flat_image((60, 60))
+    # Just beyond the top edge and the right edge (their crosses and labels would
+    # reach into the picture), and a NaN row; the first point is inside.
+    points = np.array([[30.0, 30.0], [-3.0, 30.0], [30.0, 62.0], [np.nan, 1.0]])
+    rgb = _read(overlay.draw_landmarks(image, points, tmp_path / "b.png", names=["a", "x", "y", "z"]))
+    alone = _read(overlay.draw_landmarks(image, points[:1], tmp_path / "a.png", names=["a"]))
+    assert _is_colour(rgb[30, 30], overlay.PALETTE[0])
+    # Exactly the picture of the inside point alone: nothing of the others anywhere.
+    np.testing.assert_array_equal(rgb, alone)
+    for colour in overlay.PALETTE[1:4]:
+        assert not (np.abs(rgb.astype(int) - colour).max(axis=-1) <= 40).any(), colour
 
 
 def test_large_image_is_downscaled(tmp_path):

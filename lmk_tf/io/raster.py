@@ -47,6 +47,10 @@ def read_raster(path: str, *, spacing=None) -> Image:
 
     path = os.fspath(path)
     check_file(path)
+    # The project's own limit (check_image_size, below, from the header) applies, not
+    # Pillow's decompression-bomb guard: that one refuses at another size (179 M
+    # pixels), with another message, whatever $LMK_MAX_IMAGE_ELEMENTS says.
+    PILImage.MAX_IMAGE_PIXELS = None
     try:
         with PILImage.open(path) as pic:
             fmt = pic.format or "raster"
@@ -66,8 +70,6 @@ def read_raster(path: str, *, spacing=None) -> Image:
                 array = np.array(pic.convert("L"))
     except UnidentifiedImageError as e:
         raise ImageReadError(f"{path}: not a readable picture ({e})") from e
-    except PILImage.DecompressionBombError as e:  # Pillow's own size guard
-        raise ImageReadError(f"{path}: the picture is too large to read ({e})") from e
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
         raise ImageReadError(f"{path}: cannot decode the picture ({type(e).__name__}: {e})") from e
     if mode.startswith("I;16"):

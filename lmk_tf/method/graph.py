@@ -18,6 +18,7 @@ from lmk_tf.method.layers import (
     WeightedDisplacementAggregation,
     decode_displacement,
 )
+from lmk_tf.method.networks import with_logits
 from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
 from lmk_tf.method.uncertainty import apply_calibration, default_calibration, vote_spread
 
@@ -79,9 +80,20 @@ class GlobalToLocal(keras.Model):
             raise ValueError(f"global stage is {g.ndim}D but local stage is {loc.ndim}D")
         self.ndim = g.ndim
         self._g, self._l = g, loc
-        self.global_aggregation = WeightedDisplacementAggregation(g.net.total_stride, name="global_aggregation")
-        self.local_aggregation = WeightedDisplacementAggregation(loc.net.total_stride, name="local_aggregation")
+        # Votes are weighted from the logits: the probabilities of a landmark far
+        # outside the image underflow float32 and would all weigh nothing.
+        self._global_logits = with_logits(global_net)
+        self._local_logits = with_logits(local_net)
+        self.global_aggregation = WeightedDisplacementAggregation(
+            g.net.total_stride, from_logits=True, name="global_aggregation")
+        self.local_aggregation = WeightedDisplacementAggregation(
+            loc.net.total_stride, from_logits=True, name="local_aggregation")
         self.crop = SubImageCrop(loc.patch_size, self.ndim, name="local_crop")
+
+    def build(self, input_shape):
+        # The stage networks arrive built and the other layers hold no weights;
+        # without this Keras would trace `call` symbolically once just to build.
+        self.built = True
 
     def call(self, inputs):
         image = tf.cast(inputs["image"], tf.float32)
@@ -91,14 +103,14 @@ class GlobalToLocal(keras.Model):
         x = normalise_intensity(image)
 
         g_img, g_scale, g_off = resample(x, spacing, g.spacing)
-        out = self.global_net(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
+        out = self._global_logits(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
         g_pos, g_conf = self.global_aggregation(disp, out["classification"])
         index = g_off + g_scale * g_pos[0]
         global_index = index
 
-        g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride)[0] * g.spacing
-        g_mass = tf.reduce_sum(tf.reshape(out["classification"], [-1, num_landmarks]), axis=0)
+        g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
+        g_mass = tf.reduce_sum(tf.sigmoid(tf.reshape(out["classification"], [-1, num_landmarks])), axis=0)
 
         l_img, l_scale, l_off = resample(x, spacing, loc.spacing)
         confidence = g_conf[0]
@@ -151,14 +163,14 @@ class GlobalToLocal(keras.Model):
         """
         num_landmarks, stride, n = len(self.landmark_names), self._l.net.total_stride, self._l.patch_size
         crops = self.crop(l_img[None], centres[None])
-        out = self.local_net(crops, training=False)
+        out = self._local_logits(crops, training=False)
         grid = out["classification"].shape[2:]
         disp = decode_displacement(out["displacement"], stride, self._l.displacement_encoding)
         disp = tf.reshape(disp, [num_landmarks, *grid, self.ndim])
-        prob = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
-        pos, l_conf = self.local_aggregation(disp, prob)
-        spread = vote_spread(disp, prob, pos, stride)[:, 0]
-        mass = tf.reduce_sum(tf.reshape(prob, [num_landmarks, -1]), axis=-1)
+        logits = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
+        pos, l_conf = self.local_aggregation(disp, logits)
+        spread = vote_spread(disp, logits, pos, stride, from_logits=True)[:, 0]
+        mass = tf.reduce_sum(tf.sigmoid(tf.reshape(logits, [num_landmarks, -1])), axis=-1)
         return centres + pos[:, 0] - (n - 1) / 2.0, l_conf[:, 0], spread, mass
 
     def get_config(self):

@@ -62,10 +62,15 @@ class WeightedDisplacementAggregation(keras.layers.Layer):
       threshold: optional; cells with p < threshold * max_i p are ignored.
       top_k: optional; only the k most probable cells per landmark vote.
         The paper averages all cells (both None).
+      from_logits: the second call argument holds the classification head's
+        logits z (p = sigmoid(z)) instead of probabilities. The weights are then
+        p_i / max_j p_j computed as exp(log p_i - max_j log p_j), exact even when
+        every p_i is far below float32's smallest normal number (a landmark far
+        outside the image), where probabilities are already flushed to zero.
 
     Call arguments:
       displacement: [B, *grid, L * ndim], in stage pixels (already decoded).
-      probability: [B, *grid, L], in [0, 1].
+      probability: [B, *grid, L], in [0, 1] (logits if `from_logits`).
 
     Returns:
       [B, L, ndim] positions in stage pixel indices, and [B, L] confidence
@@ -76,7 +81,7 @@ class WeightedDisplacementAggregation(keras.layers.Layer):
       >>> pos, conf = agg(displacement, probability)
     """
 
-    def __init__(self, stride, threshold=None, top_k=None, **kwargs):
+    def __init__(self, stride, threshold=None, top_k=None, from_logits=False, **kwargs):
         super().__init__(**kwargs)
         if int(stride) < 1:
             raise ValueError(f"stride must be >= 1, got {stride!r}")
@@ -87,6 +92,7 @@ class WeightedDisplacementAggregation(keras.layers.Layer):
         self.stride = int(stride)
         self.threshold = None if threshold is None else float(threshold)
         self.top_k = None if top_k is None else int(top_k)
+        self.from_logits = bool(from_logits)
 
     def call(self, displacement, probability):
         shape = ops.shape(probability)
@@ -97,13 +103,20 @@ class WeightedDisplacementAggregation(keras.layers.Layer):
 
         centres = ops.reshape(cell_centres(grid_shape, self.stride), (1, -1, 1, ndim))
         disp = ops.reshape(displacement, (batch, -1, num_landmarks, ndim))
-        prob = ops.reshape(ops.cast(probability, "float32"), (batch, -1, num_landmarks))
+        scores = ops.reshape(ops.cast(probability, "float32"), (batch, -1, num_landmarks))
         votes = centres + disp
 
-        peak = ops.max(prob, axis=1, keepdims=True)
-        # Dividing by the peak first keeps the weights away from float32 underflow
-        # when every probability is tiny (landmark far outside the image).
-        weights = prob / ops.maximum(peak, 1e-30)
+        if self.from_logits:
+            prob = ops.sigmoid(scores)
+            log_prob = ops.log_sigmoid(scores)
+            weights = ops.exp(log_prob - ops.max(log_prob, axis=1, keepdims=True))
+        else:
+            prob = scores
+            peak = ops.max(prob, axis=1, keepdims=True)
+            # Relative to the peak, so the threshold is a fraction of it. When every
+            # probability is zero (or a subnormal the CPU flushes to zero) no cell
+            # stands out and all vote equally, the limit of equal tiny probabilities.
+            weights = ops.where(peak > 0.0, prob / ops.maximum(peak, 1e-30), 1.0)
         if self.threshold is not None:
             weights = ops.where(weights >= self.threshold, weights, 0.0)
         if self.top_k is not None:
@@ -125,7 +138,8 @@ class WeightedDisplacementAggregation(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"stride": self.stride, "threshold": self.threshold, "top_k": self.top_k})
+        config.update({"stride": self.stride, "threshold": self.threshold, "top_k": self.top_k,
+                       "from_logits": self.from_logits})
         return config
 
 

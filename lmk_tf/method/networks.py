@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from lmk_tf.errors import ConfigError
+from lmk_tf.errors import ConfigError, ModelError
 from lmk_tf.method.config import LOCAL_MODES, NetConfig
 from lmk_tf.method.layers import PACKAGE
 
@@ -225,3 +225,52 @@ def build_local_net(
 
 
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (FoldLandmarks, SelectOwnLandmark, TakeLandmark, StackLandmarks)}
+
+
+class HeadLogits(keras.layers.Layer):
+    """The pre-activation output of a sigmoid convolution head, with its weights shared.
+
+    Only built by `with_logits`; never saved on its own (the wrapped head is).
+    """
+
+    def __init__(self, head, **kwargs):
+        super().__init__(name=f"{head.name}_logits", **kwargs)
+        self.head = head
+
+    def call(self, x):
+        y = self.head.convolution_op(x, self.head.kernel)
+        return y + self.head.bias if self.head.use_bias else y
+
+
+def _is_sigmoid_head(layer):
+    return (isinstance(layer, (layers.Conv2D, layers.Conv3D))
+            and layer.activation is keras.activations.sigmoid)
+
+
+def with_logits(net):
+    """The same network, sharing its layers and weights, with logits as `classification`.
+
+    The served graph weights cell votes by probability; computed from the logits
+    (`WeightedDisplacementAggregation(from_logits=True)`) the weights survive
+    where float32 probabilities underflow to zero. Every trained stage file holds
+    its classification head as a sigmoid convolution, so this view works for
+    stage files written before it existed, and training keeps probabilities.
+
+    Args:
+      net: a global FCN (`build_fcn`) or local model (`build_local_net`), trained or not.
+
+    Returns:
+      keras.Model with the same inputs and output names as `net`.
+    """
+    found = []
+
+    def call(layer, *args, **kwargs):
+        if _is_sigmoid_head(layer):
+            found.append(layer.name)
+            return HeadLogits(layer)(*args, **kwargs)
+        return layer(*args, **kwargs)
+
+    view = keras.models.clone_model(net, clone_function=lambda layer: layer, call_function=call, recursive=True)
+    if not found:
+        raise ModelError(f"network {net.name!r} has no sigmoid convolution head to take logits from")
+    return view

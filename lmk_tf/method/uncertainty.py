@@ -31,12 +31,13 @@ FEATURES = ("local_spread_mm", "global_spread_mm", "global_local_mm", "local_mas
 EPS = 0.05  # mm (and probability units): keeps log() finite and damps tiny values
 
 
-def vote_spread(displacement, probability, position, stride):
+def vote_spread(displacement, probability, position, stride, from_logits=False):
     """Probability-weighted RMS distance (stage pixels) of the votes from `position`.
 
-    displacement [B, *grid, L * ndim] (decoded), probability [B, *grid, L],
-    position [B, L, ndim] -> [B, L]. Weights are the probabilities over their
-    peak, as in the aggregation.
+    displacement [B, *grid, L * ndim] (decoded), probability [B, *grid, L]
+    (logits with `from_logits`), position [B, L, ndim] -> [B, L]. Weights are
+    the probabilities over their peak, as in the aggregation; from logits they
+    are formed in log space, so they survive when every probability underflows.
     """
     shape = ops.shape(probability)
     ndim = len(probability.shape) - 2
@@ -45,7 +46,11 @@ def vote_spread(displacement, probability, position, stride):
     centres = ops.reshape(cell_centres(grid_shape, stride), (1, -1, 1, ndim))
     votes = centres + ops.reshape(displacement, (shape[0], -1, num_landmarks, ndim))
     prob = ops.reshape(ops.cast(probability, "float32"), (shape[0], -1, num_landmarks))
-    weights = prob / ops.maximum(ops.max(prob, axis=1, keepdims=True), 1e-30)
+    if from_logits:
+        log_p = ops.log_sigmoid(prob)
+        weights = ops.exp(log_p - ops.max(log_p, axis=1, keepdims=True))
+    else:
+        weights = prob / ops.maximum(ops.max(prob, axis=1, keepdims=True), 1e-30)
     sq = ops.sum(ops.square(votes - ops.expand_dims(position, 1)), axis=-1)
     return ops.sqrt(ops.sum(weights * sq, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1e-12))
 

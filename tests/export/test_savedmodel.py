@@ -14,8 +14,11 @@ import tensorflow as tf
 from lmk_tf.errors import ConfigError
 from lmk_tf.export.contract import OUTPUT_KEYS, WARMUP_FILE, read_model_info
 from lmk_tf.export.savedmodel import export
+from lmk_tf.image import Image
 from lmk_tf.method.model_dir import assemble
 from lmk_tf.method.presets import InferenceConfig
+from lmk_tf.serving import servable
+from lmk_tf.serving.local import LocalModel
 from lmk_tf.synthetic import make_sample
 from tests.conftest import call_graph
 
@@ -66,19 +69,53 @@ def test_graph_has_only_stock_ops(exported):
     assert ops - registered <= {"StatefulPartitionedCall", "PartitionedCall"} | registered
 
 
-def test_warmup_requests_are_prediction_logs(exported):
+@pytest.fixture(scope="module")
+def keras_predictor(tiny_model_dir):
+    model = assemble(tiny_model_dir)
+    return lambda image: call_graph(model, image)
+
+
+def test_warmup_record_replays_and_answers_like_the_keras_graph(exported, keras_predictor):
     from tensorflow_serving.apis import prediction_log_pb2
 
     records = list(tf.data.TFRecordDataset(os.path.join(exported, WARMUP_FILE)).as_numpy_iterator())
     assert len(records) == 1
-    log = prediction_log_pb2.PredictionLog.FromString(records[0])
-    assert set(log.predict_log.request.inputs) == {"image", "spacing"}
+    request = prediction_log_pb2.PredictionLog.FromString(records[0]).predict_log.request
+    assert set(request.inputs) == {"image", "spacing"}
+    assert request.model_spec.signature_name == "serving_default"
+    # The server's loader replays it (a failing record would fail the load).
+    local = LocalModel(exported, warmup=True)
+    assert servable.replay_warmup(local.served) == 1
+    # And the request is a real one: the served graph answers it as the Keras graph does.
+    image = tf.make_ndarray(request.inputs["image"])
+    spacing = tf.make_ndarray(request.inputs["spacing"])
+    assert image.shape == (256, 256, 1) and spacing.shape == (2,)
+    served = local.predict({"image": image, "spacing": spacing})
+    expected = keras_predictor(Image(image[..., 0], tuple(float(s) for s in spacing)))
+    for key in OUTPUT_KEYS:
+        np.testing.assert_allclose(served[key], expected[key], atol=1e-4, err_msg=key)
 
 
-def test_fresh_process_without_lmk_tf_gives_same_landmarks(exported, tiny_model_dir, tmp_path):
+def test_local_model_loads_the_export_and_matches_the_keras_graph(exported, keras_predictor):
+    local = LocalModel(os.path.dirname(exported))  # the base directory: its highest version
+    assert local.version == 1 and local.landmark_names == read_model_info(exported)["landmark_names"]
+    image, _, _ = make_sample(2, 12, shape=(75, 66), spacing=(0.9, 1.2))
+    expected = keras_predictor(image)
+    raw = local.predict({"image": image.array[..., None].astype(np.float32),
+                         "spacing": np.asarray(image.spacing, np.float32)})
+    assert set(raw) == set(OUTPUT_KEYS)
+    for key in OUTPUT_KEYS:
+        np.testing.assert_allclose(raw[key], expected[key], atol=1e-4, err_msg=key)
+    shaped = local.predict_image(image)
+    assert [lm["name"] for lm in shaped["landmarks"]] == local.landmark_names
+    np.testing.assert_allclose([lm["index"] for lm in shaped["landmarks"]], expected["landmarks_index"],
+                               atol=1e-4)
+
+
+def test_fresh_process_without_lmk_tf_gives_same_landmarks(exported, keras_predictor, tmp_path):
     image, _, _ = make_sample(2, 11, shape=(80, 72))
     np.save(tmp_path / "image.npy", image.array)
-    expected = call_graph(assemble(tiny_model_dir), image)
+    expected = keras_predictor(image)
     script = textwrap.dedent(f"""
         import json, sys, numpy as np, tensorflow as tf
         fn = tf.saved_model.load({exported!r}).signatures["serving_default"]
@@ -110,3 +147,4 @@ def test_model_info_signature_carries_the_landmark_names(exported):
     fn = tf.saved_model.load(exported).signatures["model_info"]
     info = json.loads(fn()["model_info"].numpy().decode())
     assert info["landmark_names"] == read_model_info(exported)["landmark_names"]
+

@@ -1,12 +1,18 @@
 """The composed GlobalToLocal model: contract, serialization, geometry."""
 
+import dataclasses
+
 import keras
 import numpy as np
+import pytest
 
+from lmk_tf.image import Image
+from lmk_tf.method.config import NetConfig, StageConfig
 from lmk_tf.method.graph import GlobalToLocal
 from lmk_tf.method.model_dir import assemble
 from lmk_tf.synthetic import make_sample
 from tests.conftest import call_graph
+from tests.method import stand_ins
 
 
 def test_outputs_follow_the_contract(tiny_model_dir):
@@ -29,3 +35,117 @@ def test_keras_save_and_load_round_trip(tiny_model_dir, tmp_path):
     after = call_graph(loaded, image)
     np.testing.assert_allclose(after["landmarks_index"], before["landmarks_index"], atol=1e-4)
     assert loaded.get_config()["landmark_names"] == model.get_config()["landmark_names"]
+
+
+# ----- geometry of the composed graph, with stand-in networks (tests/method/stand_ins.py) -----
+
+def bowl_model(ndim, *, global_spacing, local_spacing, crop, starts, presence_threshold=0.5,
+               local_iterations=1, global_confidence=0.9, global_far=stand_ins.FAR, local_confidence=0.8,
+               bias_px=0.0, gain=1.0, encoding="cells"):
+    g = StageConfig(stage="global", ndim=ndim, spacing=global_spacing, patch_size=16,
+                    net=NetConfig(stem_stride=2, stage_filters=(8,), stage_strides=(2,)),
+                    displacement_encoding=encoding)
+    loc = StageConfig(stage="local", ndim=ndim, spacing=local_spacing, patch_size=crop,
+                      net=NetConfig(stem_stride=1, stage_filters=(8, 8), stage_strides=(2, 2)),
+                      displacement_encoding=encoding)
+    assert g.net.total_stride == loc.net.total_stride == 4
+    global_net = stand_ins.global_bowl_net(ndim, 4, starts, confidence=global_confidence, far=global_far,
+                                           bias_px=bias_px, encoding=encoding)
+    local_net = stand_ins.local_bowl_net(ndim, len(starts), crop, 4, confidence=local_confidence,
+                                         gain=gain, encoding=encoding)
+    names = [f"l{i}" for i in range(len(starts))]
+    return GlobalToLocal(global_net, local_net, dataclasses.asdict(g), dataclasses.asdict(loc), names,
+                         presence_threshold=presence_threshold, local_iterations=local_iterations)
+
+
+# Every size ratio is an integer (the bowl stays exactly quadratic after resampling)
+# while no stage spacing is an exact multiple of the input spacing: a scale taken
+# from spacings instead of sizes is off by 1-2 %, offsets differ per axis
+# (ratios 1, 2, 3, 6, 9), and one axis has an odd number of pixels.
+CASES = {
+    # 90 x 75 at (0.5, 1.0) mm: global 15 x 25 px (padded to 16 x 28), local 45 x 75 px.
+    "2d": dict(shape=(90, 75), spacing=(0.5, 1.0), global_spacing=3.05, local_spacing=1.005, crop=16,
+               points_mm=[(20.3, 18.7), (26.1, 55.4)], starts=[(0.5, 0.25), (0.5, 0.7)],
+               encoding="cells"),
+    # 24 x 63 x 36 at (1.5, 0.5, 0.75) mm: global 8 x 7 x 6 px (padded to 8^3), local 24 x 21 x 18 px.
+    "3d": dict(shape=(24, 63, 36), spacing=(1.5, 0.5, 0.75), global_spacing=4.545, local_spacing=1.5075,
+               crop=8, points_mm=[(17.2, 14.9, 12.4)], starts=[(0.5, 0.45, 0.4)], encoding="log"),
+}
+
+
+def run(model, image):
+    """The graph called eagerly (tracing the stand-ins' Python loops would cost seconds)."""
+    out = model({"image": image.array[..., None], "spacing": np.asarray(image.spacing, np.float32)})
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def bowl_case(name, **overrides):
+    case = dict(CASES[name], **overrides)
+    image = Image(stand_ins.bowl_image(case["shape"], case["spacing"], case["points_mm"]), case["spacing"])
+    truth = np.asarray(case["points_mm"]) / np.asarray(case["spacing"])
+    model = bowl_model(len(case["shape"]), **{k: case[k] for k in case if k not in
+                                              ("shape", "spacing", "points_mm")})
+    return image, truth, model
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_stand_in_networks_give_back_the_landmark_through_the_whole_graph(name):
+    image, truth, model = bowl_case(name)
+    out = run(model, image)
+    # The global stage alone (resample, pad, cells, map back), then the local stage
+    # (resample, crop around the estimate, map back): both within 0.05 px of the truth.
+    np.testing.assert_allclose(out["global_index"], truth, atol=0.05)
+    np.testing.assert_allclose(out["landmarks_index"], truth, atol=0.05)
+    np.testing.assert_allclose(out["landmarks_mm"], truth * image.spacing, atol=0.05 * max(image.spacing))
+    # `confidence` is the local stage's probability mass (the stand-in puts 0.8 in one cell).
+    np.testing.assert_allclose(out["confidence"], 0.8, atol=1e-4)
+    assert out["present"].all()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_local_stage_corrects_a_global_error(name):
+    # The global estimate is off by 1.5 global pixels per axis; the local stage finds the truth.
+    image, truth, model = bowl_case(name, bias_px=1.5)
+    out = run(model, image)
+    assert np.abs(out["global_index"] - truth).min() > 1.0
+    np.testing.assert_allclose(out["landmarks_index"], truth, atol=0.05)
+
+
+def test_each_local_iteration_refines_from_the_previous_estimate():
+    # A local stage that moves half way: error = global error / 2^iterations.
+    errors = {}
+    for iterations in (1, 3):
+        image, truth, model = bowl_case("2d", bias_px=1.0, gain=0.5, local_iterations=iterations)
+        out = run(model, image)
+        start = out["global_index"] - truth
+        np.testing.assert_allclose(out["landmarks_index"] - truth, start / 2**iterations, atol=0.05)
+        errors[iterations] = np.abs(out["landmarks_index"] - truth).max()
+    assert errors[3] < errors[1] / 3
+
+
+def test_landmark_outside_the_image_is_not_present():
+    # The second bowl's minimum lies 10 mm beyond the last column: the global
+    # stand-in finds it there (with 0.9 confidence), but the graph must say absent.
+    image, truth, model = bowl_case("2d", points_mm=[(20.3, 18.7), (26.1, 84.0)])
+    out = run(model, image)
+    np.testing.assert_allclose(out["landmarks_index"], truth, atol=0.05)
+    assert truth[1, 1] > image.shape[1] - 0.5
+    assert out["present"].tolist() == [True, False]
+
+
+@pytest.mark.parametrize("threshold,present", [(0.5, False), (0.25, True)])
+def test_presence_threshold_applies_to_the_global_confidence(threshold, present):
+    image, truth, model = bowl_case("2d", global_confidence=0.3, presence_threshold=threshold)
+    out = run(model, image)
+    np.testing.assert_allclose(out["landmarks_index"], truth, atol=0.05)
+    assert out["present"].tolist() == [present, present]
+
+
+def test_votes_count_when_every_global_probability_underflows():
+    # p = 1e-44 in every cell: 0 in float32. Weighted from the logits, every
+    # cell's exact vote still counts; weighted from probabilities, none would.
+    tiny = 1e-44
+    image, truth, model = bowl_case("2d", global_confidence=tiny, global_far=stand_ins.logit(tiny))
+    out = run(model, image)
+    np.testing.assert_allclose(out["global_index"], truth, atol=0.05)
+    assert out["present"].tolist() == [False, False]

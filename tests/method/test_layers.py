@@ -30,15 +30,26 @@ def reference_aggregation(disp, prob, stride):
     return out
 
 
+def logit(p):
+    p = np.asarray(p, np.float64)
+    return (np.log(p) - np.log1p(-p)).astype("float32")
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
 @pytest.mark.parametrize("grid,stride", [((4, 5), 8), ((3, 4, 2), 4)])
-def test_aggregation_matches_numpy(grid, stride):
+def test_aggregation_matches_numpy(grid, stride, from_logits):
     rng = np.random.default_rng(0)
     L, ndim = 3, len(grid)
     disp = rng.normal(0, 10, size=grid + (L * ndim,)).astype("float32")
-    prob = rng.uniform(0, 1, size=grid + (L,)).astype("float32")
-    pos, conf = WeightedDisplacementAggregation(stride)(disp[None], prob[None])
+    # Each landmark's probabilities sum to a known mass: 0.3 and 0.75 are the
+    # confidence itself, 1.6 is capped at 1.
+    prob = rng.uniform(0.1, 1, size=grid + (L,))
+    mass = np.array([0.3, 0.75, 1.6])
+    prob = (prob / prob.reshape(-1, L).sum(0) * mass).astype("float32")
+    scores = logit(prob) if from_logits else prob
+    pos, conf = WeightedDisplacementAggregation(stride, from_logits=from_logits)(disp[None], scores[None])
     np.testing.assert_allclose(np.asarray(pos)[0], reference_aggregation(disp, prob, stride), rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(np.asarray(conf)[0], np.minimum(prob.reshape(-1, L).sum(0), 1.0), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(conf)[0], [0.3, 0.75, 1.0], rtol=1e-5)
 
 
 def test_aggregation_single_cell_holds_all_probability():
@@ -53,10 +64,60 @@ def test_aggregation_single_cell_holds_all_probability():
 
 
 def test_aggregation_tiny_probabilities_do_not_underflow():
+    """Every p = 1e-40, a float32 subnormal that the CPU flushes to zero.
+
+    The answer is still the probability-weighted centre: here every cell votes
+    for its own centre with equal weight, so the mean of the centres (3.5, 3.5).
+    """
     disp = np.zeros((1, 4, 4, 2), "float32")
-    prob = np.full((1, 4, 4, 1), 1e-40, "float32")
-    pos, _ = WeightedDisplacementAggregation(2)(disp, prob)
-    assert np.all(np.isfinite(np.asarray(pos)))
+    tiny = np.full((1, 4, 4, 1), 1e-40)
+    pos, conf = WeightedDisplacementAggregation(2, from_logits=True)(disp, logit(tiny))
+    np.testing.assert_allclose(np.asarray(pos)[0, 0], [3.5, 3.5], atol=1e-4)
+    assert float(np.asarray(conf)[0, 0]) < 1e-30
+    # From probabilities the subnormals are lost; no cell stands out, all vote equally.
+    pos, _ = WeightedDisplacementAggregation(2)(disp, tiny.astype("float32"))
+    np.testing.assert_allclose(np.asarray(pos)[0, 0], [3.5, 3.5], atol=1e-4)
+
+
+def test_aggregation_from_logits_weighs_tiny_unequal_probabilities_exactly():
+    # p = 1e-40 in one cell and 1e-44 in the 15 others (float64 reference): the
+    # weighted centre sits 0.1 % of the way from that cell towards the others.
+    rng = np.random.default_rng(4)
+    disp = rng.normal(0, 3, size=(4, 4, 2)).astype("float32")
+    prob = np.full((4, 4, 1), 1e-44)
+    prob[1, 2, 0] = 1e-40
+    pos, _ = WeightedDisplacementAggregation(2, from_logits=True)(disp[None], logit(prob)[None])
+    np.testing.assert_allclose(np.asarray(pos)[0], reference_aggregation(disp, prob, 2), atol=1e-3)
+    assert np.abs(np.asarray(pos)[0, 0] - ([1 * 2 + 0.5, 2 * 2 + 0.5] + disp[1, 2])).max() > 3e-3
+
+
+# Five cells on a row, voting for positions 0, 10, 20, 30, 40 with p = 0.8, 0.5, 0.39, 0.2, 0.05.
+VOTES = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
+PROBS = np.array([0.8, 0.5, 0.39, 0.2, 0.05])
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("threshold,top_k,kept", [
+    (None, None, [0, 1, 2, 3, 4]),
+    (0.5, None, [0, 1]),  # p >= 0.5 * 0.8 = 0.4 keeps 0.8 and 0.5, not 0.39
+    (0.24, None, [0, 1, 2, 3]),
+    (None, 2, [0, 1]),
+    (None, 4, [0, 1, 2, 3]),
+    (0.3, 4, [0, 1, 2]),  # both: the threshold (p >= 0.24) removes the fourth of the top 4
+])
+def test_aggregation_threshold_and_top_k_choose_the_voters(threshold, top_k, kept, from_logits):
+    stride = 2
+    centres = np.arange(5) * stride + 0.5
+    disp = np.zeros((1, 1, 5, 2), "float32")
+    disp[0, 0, :, 1] = VOTES - centres
+    prob = PROBS[None, None, :, None].astype("float32")
+    scores = logit(prob) if from_logits else prob
+    layer = WeightedDisplacementAggregation(stride, threshold=threshold, top_k=top_k, from_logits=from_logits)
+    pos, conf = layer(disp, scores)
+    expected = np.sum(PROBS[kept] * VOTES[kept]) / np.sum(PROBS[kept])
+    np.testing.assert_allclose(np.asarray(pos)[0, 0], [0.5, expected], atol=1e-4)
+    # The confidence is the mass of all cells, whichever vote.
+    np.testing.assert_allclose(np.asarray(conf)[0, 0], 1.0 if PROBS.sum() > 1 else PROBS.sum())
 
 
 def test_aggregation_top_k_keeps_only_best_cells():
@@ -117,7 +178,8 @@ def test_cell_centres_follow_stride():
 
 
 @pytest.mark.parametrize(
-    "layer", [WeightedDisplacementAggregation(8, threshold=0.1, top_k=3), SubImageCrop(8, 3, fill_value=-1.0)]
+    "layer", [WeightedDisplacementAggregation(8, threshold=0.1, top_k=3, from_logits=True),
+              SubImageCrop(8, 3, fill_value=-1.0)]
 )
 def test_layer_config_round_trip(layer):
     config = layer.get_config()

@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.mark.parametrize("name,ndim,steps,presence,iterations", [
     ("synthetic", 2, (1500, 2000), 0.5, 1),  # docs/benchmarks.md, 2D column
     ("synthetic", 3, (1000, 800), 0.5, 6),  # 3D column: the local stage runs 6 times
-    ("ceph", 2, (3000, 4000), 0.0, 1),  # docs/isbi2015.md: every landmark reported
+    ("ceph", 2, (8000, 8000), 0.0, 1),  # docs/isbi2015.md: every landmark reported
 ])
 def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations):
     preset = get_preset(name, ndim)

@@ -148,6 +148,24 @@ def huge_metaimage_header(d) -> str:
     return path
 
 
+def small_metaimage(d) -> str:
+    """A good 4 x 5 x 6 MetaImage (the format of `huge_metaimage_header`, for warming up)."""
+    path = os.path.join(d, "small.mhd")
+    with open(path, "w") as f:
+        f.write("ObjectType = Image\nNDims = 3\nDimSize = 6 5 4\n"
+                "ElementType = MET_FLOAT\nElementSpacing = 1 1 1\n"
+                "ElementDataFile = small.raw\n")
+    with open(os.path.join(d, "small.raw"), "wb") as f:
+        f.write(np.arange(120, dtype=np.float32).tobytes())
+    return path
+
+
+def small_files(d) -> list[str]:
+    """One good small file per format of the HUGE cases: NIfTI, MetaImage, DICOM, PNG."""
+    return [nifti(d, "small.nii", np.zeros((4, 5, 6), np.float32)), small_metaimage(d),
+            ct_small_path(), good_png(d)]
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

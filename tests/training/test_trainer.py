@@ -8,24 +8,34 @@ import sys
 import textwrap
 
 import keras
+import numpy as np
 import pytest
 
 from lmk_tf.errors import ConfigError
 from lmk_tf.method.config import StageConfig
-from lmk_tf.training.trainer import train_stage
+from lmk_tf.training.trainer import BACKUP_WEIGHTS, build_stage_model, train_stage
 from tests.conftest import tiny_configs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+class WeightsAtStart(keras.callbacks.Callback):
+    """What the model holds when training begins, after BackupAndRestore has restored it."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [np.array(w) for w in self.model.get_weights()]
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+
+
 class EpochLog(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
-        self.epochs, self.losses = [], []
+        self.epochs, self.losses, self.weights = [], [], []
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs.append(epoch)
         self.losses.append(logs["loss"])
+        self.weights.append([np.array(w) for w in self.model.get_weights()])
 
 
 @pytest.mark.parametrize("stage", ["global", "local"])
@@ -65,9 +75,22 @@ def test_resumes_after_sigkill_mid_epoch_with_same_steps_and_loss(tiny_data, tmp
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not os.path.exists(os.path.join(model_dir, "global", "model.keras"))
+    # The checkpoint of the first epoch, as the killed run left it (resuming overwrites it).
+    num_landmarks = len(json.load(open(os.path.join(tiny_data, "dataset.json")))["landmark_names"])
+    checkpoint = build_stage_model(config, num_landmarks)
+    checkpoint.load_weights(os.path.join(model_dir, "global", "backup", BACKUP_WEIGHTS))
+    saved = checkpoint.get_weights()
+    keras.utils.set_random_seed(config.seed)
+    initial = build_stage_model(config, num_landmarks).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(saved, initial)), "the checkpoint holds trained weights"
 
-    log = EpochLog()
-    model = train_stage(config, tiny_data, model_dir, verbose=0, callbacks=[log])
+    log, start = EpochLog(), WeightsAtStart()
+    model = train_stage(config, tiny_data, model_dir, verbose=0, callbacks=[start, log])
+    # Resumed from that checkpoint: its weights exactly, and its optimizer step.
+    assert len(start.weights) == len(saved)
+    for got, want in zip(start.weights, saved):
+        np.testing.assert_array_equal(got, want)
+    assert start.iterations == 6
     assert log.epochs == [1, 2], "should redo the interrupted second epoch, then the third"
     assert int(model.optimizer.iterations.numpy()) == 18
 
@@ -75,6 +98,9 @@ def test_resumes_after_sigkill_mid_epoch_with_same_steps_and_loss(tiny_data, tmp
     train_stage(config, tiny_data, str(tmp_path / "uninterrupted"), verbose=0, callbacks=[reference])
     # Same seeded data and schedule: the final loss agrees within thread-order noise.
     assert log.losses[-1] == pytest.approx(reference.losses[-1], rel=0.25)
+    # And the checkpoint is the first epoch's end, the same as the uninterrupted run's.
+    for got, want in zip(saved, reference.weights[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_unwritable_model_dir_fails_before_training(tiny_data, tmp_path):
