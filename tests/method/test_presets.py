@@ -13,15 +13,17 @@ from lmk_tf.method.presets import INFERENCE_FILE, InferenceConfig, default_confi
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.parametrize("name,ndim,steps,presence,iterations", [
-    ("synthetic", 2, (1500, 2000), 0.5, 1),  # docs/benchmarks.md, 2D column
-    ("synthetic", 3, (1000, 800), 0.5, 6),  # 3D column: the local stage runs 6 times
-    ("ceph", 2, (8000, 8000), 0.0, 1),  # docs/isbi2015.md: every landmark reported
+@pytest.mark.parametrize("name,ndim,steps,presence,iterations,shifts", [
+    ("synthetic", 2, (1500, 2000), 0.5, 1, 0),  # docs/benchmarks.md, 2D column
+    ("synthetic", 3, (1000, 800), 0.5, 6, 0),  # 3D column: the local stage runs 6 times
+    # docs/isbi2015.md: every landmark reported; 4 shifted sub-images for the uncertainty signal
+    ("ceph", 2, (8000, 8000), 0.0, 1, 4),
 ])
-def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations):
+def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations, shifts):
     preset = get_preset(name, ndim)
     assert (preset.global_config.steps, preset.local_config.steps) == steps
-    assert preset.inference == InferenceConfig(presence_threshold=presence, local_iterations=iterations)
+    assert preset.inference == InferenceConfig(presence_threshold=presence, local_iterations=iterations,
+                                               shift_crops=shifts)
     assert [c.stage for c in preset.stages] == ["global", "local"]
     assert {c.ndim for c in preset.stages} == {ndim} and preset.ndim == ndim
     assert default_config("local", ndim, name) == preset.local_config
