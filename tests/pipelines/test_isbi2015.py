@@ -53,7 +53,7 @@ def test_recipe_trains_evaluates_and_refuses_stale_stages(isbi_like, tmp_path):
     p = recipe(isbi_like, work, report)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "== training the local stage" in p.stdout
-    page = (tmp_path / "docs" / "isbi2015.md").read_text()
+    page = (report / "report.md").read_text()
     assert "Held-out MRE" in page and "--fold=0" in page
     assert "Inter-doctor difference" in page  # two tables: the junior/senior comparison is there
     summary = json.loads((report / "summary.json").read_text())
