@@ -48,6 +48,12 @@ def rows(fold_data, names):
     return x, lm, fold_data["error_mm"]
 
 
+def stack(fold_list, names):
+    """(features, landmark index, error) of several folds' rows, concatenated."""
+    parts = [rows(d, names) for d in fold_list]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
 def main(argv):
     del argv
     folds = load_folds(FLAGS.predictions)
@@ -55,10 +61,7 @@ def main(argv):
     expected, radius, errors, confidence = [], [], [], []
     for k, data in folds.items():
         others = [folds[j] for j in folds if j != k]
-        x = np.concatenate([rows(o, names)[0] for o in others])
-        lm = np.concatenate([rows(o, names)[1] for o in others])
-        err = np.concatenate([rows(o, names)[2] for o in others])
-        cal = fit_calibration(x, lm, err, len(names), fitted_on=f"folds {sorted(j for j in folds if j != k)}")
+        cal = fit_calibration(*stack(others, names), len(names), fitted_on=f"folds {sorted(j for j in folds if j != k)}")
         xk, lk, ek = rows(data, names)
         e, r = predict_error(xk, lk, cal)
         s = summarize_uncertainty(e, r, ek)
@@ -78,9 +81,7 @@ def main(argv):
     if FLAGS.plots:
         write_plots(FLAGS.plots, expected, errors, pooled)
     if FLAGS.output:
-        x = np.concatenate([rows(d, names)[0] for d in folds.values()])
-        lm = np.concatenate([rows(d, names)[1] for d in folds.values()])
-        err = np.concatenate([rows(d, names)[2] for d in folds.values()])
+        x, lm, err = stack(list(folds.values()), names)
         cal = fit_calibration(x, lm, err, len(names),
                               fitted_on=f"out-of-fold predictions of folds {sorted(folds)} ({len(err)} landmarks)")
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
