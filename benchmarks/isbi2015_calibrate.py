@@ -61,7 +61,8 @@ def main(argv):
     expected, radius, errors, confidence = [], [], [], []
     for k, data in folds.items():
         others = [folds[j] for j in folds if j != k]
-        cal = fit_calibration(*stack(others, names), len(names), fitted_on=f"folds {sorted(j for j in folds if j != k)}")
+        cal = fit_calibration(*stack(others, names), len(names),
+                              fitted_on=f"folds {sorted(j for j in folds if j != k)}")
         xk, lk, ek = rows(data, names)
         e, r = predict_error(xk, lk, cal)
         s = summarize_uncertainty(e, r, ek)
