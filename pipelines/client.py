@@ -16,17 +16,16 @@ from absl import flags
 from lmk_tf import cli
 from lmk_tf.errors import ConfigError
 from lmk_tf.export.contract import MAX_REQUEST_MB
+from pipelines import review
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(review)
 
 flags.DEFINE_string("server", "localhost:8500", "gRPC address HOST:PORT of the server.")
 flags.DEFINE_string("model", None, "Served model name. Required.")
 flags.DEFINE_integer("version", None, "Model version; default the latest served.", lower_bound=1)
 flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
                   "row per image and landmark.")
-flags.DEFINE_float("review_mm", None,
-                   "Mark landmarks whose expected error (the model's expected_error_mm) is above this "
-                   "many mm with \"review\": true, and say how many on stderr.", lower_bound=0.0)
 flags.DEFINE_list("spacing", None,
                   "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
                   "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
@@ -71,10 +70,7 @@ def main(argv):
             results.append({"file": path, **result})
     finally:
         channel.close()
-    if FLAGS.review_mm is not None:
-        from lmk_tf.serving.client import mark_for_review, review_line
-
-        print(review_line(*mark_for_review(results, FLAGS.review_mm), FLAGS.review_mm), file=sys.stderr)
+    review.report(results)
     sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
 
 

@@ -20,16 +20,15 @@ from absl import flags
 
 from lmk_tf import cli
 from lmk_tf.errors import ConfigError
+from pipelines import review
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(review)
 
 flags.DEFINE_string("model", None, "SavedModel version directory, or a base directory "
                     "(its highest version). Required.")
 flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
                   "row per image and landmark.")
-flags.DEFINE_float("review_mm", None,
-                   "Mark landmarks whose expected error (the model's expected_error_mm) is above this "
-                   "many mm with \"review\": true, and say how many on stderr.", lower_bound=0.0)
 flags.DEFINE_list("spacing", None,
                   "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
                   "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
@@ -100,10 +99,7 @@ def main(argv):
                 radius_mm=[lm.get("radius90_mm", float("nan")) for lm in result["landmarks"]],
             )
     results = [result for _, _, result in done]
-    if FLAGS.review_mm is not None:
-        from lmk_tf.serving.client import mark_for_review, review_line
-
-        print(review_line(*mark_for_review(results, FLAGS.review_mm), FLAGS.review_mm), file=sys.stderr)
+    review.report(results)
     sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
 
 

@@ -123,29 +123,6 @@ def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
     }
 
 
-def mark_for_review(results, review_mm: float) -> tuple[int, int]:
-    """Sets "review" on each landmark whose expected_error_mm is above `review_mm`.
-
-    `results`: one result dict or a list of them. Returns (marked, landmarks
-    with a predicted error); a model without one marks nothing.
-    """
-    marked = total = 0
-    for r in [results] if isinstance(results, dict) else results:
-        for lm in r["landmarks"]:
-            if "expected_error_mm" in lm:
-                lm["review"] = bool(lm["expected_error_mm"] > review_mm)
-                marked += lm["review"]
-                total += 1
-    return marked, total
-
-
-def review_line(marked: int, total: int, review_mm: float) -> str:
-    if not total:
-        return "--review_mm: this model predicts no error (exported before expected_error_mm); nothing marked"
-    return (f"{marked} of {total} landmarks have an expected error above {review_mm:g} mm: "
-            "review them (marked \"review\": true)")
-
-
 def _g(values) -> list[str]:
     return [f"{v:.6g}" for v in values]
 
