@@ -67,7 +67,9 @@ def main(argv):
 def run():
     from lmk_tf.batch.inputs import split_beam_args
 
-    sys.argv, BEAM_ARGS[:] = split_beam_args(sys.argv, lambda argv: FLAGS(argv, known_only=True))
+    # --help is lmk-batch's own (cli.run_app prints it); everything else it does not know goes to Beam.
+    if not {"-h", "--help", "--helpshort", "--helpfull"} & set(sys.argv[1:]):
+        sys.argv, BEAM_ARGS[:] = split_beam_args(sys.argv, lambda argv: FLAGS(argv, known_only=True))
     cli.run_app(main)
 
 

@@ -61,8 +61,9 @@ def _defined_flags(text):
 def own_flags(name):
     text = _source(name)
     flags = _defined_flags(text)
-    if re.search(r"^from pipelines import source_flags", text, re.M):
-        with open(os.path.join(REPO, "pipelines", "source_flags.py")) as f:
+    # Flags of the shared modules a command adopts count as its own.
+    for shared in re.findall(r"^flags\.adopt_module_key_flags\((\w+)\)", text, re.M):
+        with open(os.path.join(REPO, "pipelines", f"{shared}.py")) as f:
             flags += _defined_flags(f.read())
     return flags
 
@@ -130,7 +131,7 @@ def test_help_shows_defaults_and_what_is_required(helps):
 def test_train_strategies_are_the_trainers():
     # train.py spells the strategies out so that --help needs no TensorFlow.
     assert _literal("pipelines/train.py", "STRATEGIES") == _literal(
-        "lmk_tf/training/trainer.py", "STRATEGIES")
+        "lmk_tf/training/distribute.py", "STRATEGIES")
 
 
 def test_helpfull_still_lists_every_flag():
