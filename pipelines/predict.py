@@ -2,6 +2,11 @@
 
   lmk-predict --model=saved_models/demo image.mha
   lmk-predict --model=saved_models/isbi2015_ceph/3 --format=csv --overlay=out/ *.bmp --spacing=0.1,0.1
+  lmk-predict --model=saved_models/ct --format=mrk.json --output=answers/ case1.nii.gz case2/
+
+--format=mrk.json or fcsv writes one 3D Slicer point list per image (world mm
+through the image's own origin and direction; landmarks reported absent are
+flagged "missing", as Slicer flags a point it must not place).
 
 --model is a version directory or a base directory (its highest integer
 version is used). The answer equals what lmk-serve or TF Serving give for the
@@ -15,13 +20,18 @@ from absl import flags
 
 from lmk_tf import cli
 from lmk_tf.errors import ConfigError
+from lmk_tf.io import answers
+from lmk_tf.io.naming import image_stem
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model", None, "SavedModel version directory, or a base directory "
                     "(its highest version). Required.")
-flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
-                  "row per image and landmark.")
+flags.DEFINE_enum("format", "json", list(answers.FORMATS), "JSON, CSV with one row per image and "
+                  "landmark, or a 3D Slicer markups file per image (mrk.json, fcsv; needs --output).")
+flags.DEFINE_string("output", None, answers.OUTPUT_HELP)
+flags.DEFINE_enum("coordinate_system", "LPS", list(answers.COORDINATE_SYSTEMS),
+                  "World axes of the Slicer files (Slicer reads both; json and csv are LPS).")
 flags.DEFINE_list("spacing", None,
                   "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
                   "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
@@ -42,12 +52,7 @@ def overlay_path(overlay: str, image_path: str, count: int) -> str:
             os.makedirs(parent, exist_ok=True)
         return overlay
     os.makedirs(overlay, exist_ok=True)
-    stem = os.path.basename(image_path.rstrip("/"))
-    for ext in (".nii.gz", ".nii", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg", ".bmp"):
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    return os.path.join(overlay, f"{stem}.png")
+    return os.path.join(overlay, f"{image_stem(image_path)}.png")
 
 
 def main(argv):
@@ -60,6 +65,9 @@ def main(argv):
     from lmk_tf.serving.inputs import parse_spacing, read_files_for_model
 
     parse_spacing(FLAGS.spacing)  # a bad flag is named before the model is looked for
+    answers.check_format(FLAGS.format, FLAGS.output, FLAGS.coordinate_system)
+    if FLAGS.output:
+        answers.output_paths(files, FLAGS.format, FLAGS.output)
     cli.import_tensorflow_quietly()
     from lmk_tf.serving.servable import resolve_model_dir
 
@@ -68,7 +76,6 @@ def main(argv):
     # predicted before anything is written, so a bad file among good ones
     # leaves no overlay and no output behind.
     images = read_files_for_model(files, FLAGS.spacing, prog=os.path.basename(sys.argv[0]) or "lmk-predict")
-    from lmk_tf.serving.client import format_results
     from lmk_tf.serving.local import LocalModel
 
     model = LocalModel(model_dir)
@@ -90,8 +97,8 @@ def main(argv):
                 names=[lm["name"] for lm in result["landmarks"]],
                 present=[lm["present"] for lm in result["landmarks"]],
             )
-    results = [result for _, _, result in done]
-    sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
+    answers.write_answers([r for _, _, r in done], [image for _, image, _ in done], FLAGS.format, FLAGS.output,
+                          coordinate_system=FLAGS.coordinate_system)
 
 
 def run():
