@@ -4,6 +4,11 @@ Everything the served SavedModel does happens here, in TensorFlow ops:
 normalisation, resampling to the global spacing, global net, aggregation,
 resampling to the local spacing, sub-image crops around the global estimates,
 local nets, aggregation, and mapping back to input indices and mm.
+
+The local-spacing image is never made whole: each sub-image is cut from a
+window of it computed on its own (`windows.normalised_windows`), and the
+normalised input is made one slice at a time, so a CT-sized volume costs its
+input and little more (docs/volumes.md).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from lmk_tf.method.layers import (
     WeightedDisplacementAggregation,
     decode_displacement,
 )
-from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
+from lmk_tf.method.preprocess import pad_to_multiple, resampled_size
+from lmk_tf.method.windows import intensity_stats, normalised_resample, normalised_windows
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -71,21 +77,25 @@ class GlobalToLocal(keras.Model):
         spacing = tf.cast(inputs["spacing"], tf.float32)
         g, loc = self._g, self._l
         num_landmarks = len(self.landmark_names)
-        x = normalise_intensity(image)
+        stats = intensity_stats(image)
 
-        g_img, g_scale, g_off = resample(x, spacing, g.spacing)
+        g_img, g_scale, g_off = normalised_resample(image, spacing, g.spacing, stats)
         out = self.global_net(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
         g_pos, g_conf = self.global_aggregation(disp, out["classification"])
         index = g_off + g_scale * g_pos[0]
         global_index = index
 
-        l_img, l_scale, l_off = resample(x, spacing, loc.spacing)
+        size_in = tf.shape(image)[:-1]
+        l_scale = tf.cast(size_in, tf.float32) / tf.cast(resampled_size(size_in, spacing, loc.spacing), tf.float32)
+        l_off = (l_scale - 1.0) / 2.0
         stride, n = loc.net.total_stride, loc.patch_size
         confidence = g_conf[0]
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale
-            crops = self.crop(l_img[None], centres[None])
+            windows, starts = normalised_windows(image, spacing, loc.spacing, stats, centres, n + 1)
+            crops = self.crop(windows, (centres - starts)[:, None, :])  # [L, 1, *n, 1]
+            crops = tf.reshape(crops, [1, num_landmarks] + [n] * self.ndim + [1])
             out = self.local_net(crops, training=False)
             grid = out["classification"].shape[2:]
             disp = decode_displacement(out["displacement"], stride, loc.displacement_encoding)

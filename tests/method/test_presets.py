@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     ("ceph", 2, (3000, 4000), 0.0, 1),  # docs/isbi2015.md: every landmark reported
     ("ct", 3, (4000, 4000), 0.5, 3),
     ("mr_head", 3, (4000, 4000), 0.5, 3),
-    ("synthetic3d", 3, (1000, 1200), 0.5, 6),  # benchmarks/volumes.py, docs/volumes.md
+    ("synthetic3d", 3, (1500, 2000), 0.5, 6),  # benchmarks/volumes.py, docs/volumes.md
 ])
 def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations):
     preset = get_preset(name, ndim)
