@@ -3,10 +3,12 @@
   lmk-client --server=localhost:8500 --model=isbi2015_ceph image.dcm
   lmk-client --server=localhost:8500 --model=demo --format=csv --spacing=0.1,0.1 a.png b.png
   lmk-client --model=isbi2015_ceph --review_mm=3 --spacing=0.1 image.jpg   # mark doubtful landmarks
+  lmk-client --server=localhost:8500 --model=ct --format=mrk.json --output=answers/ case1.nii.gz
 
 Files are read here (DICOM, NIfTI, MetaImage, PNG/JPEG/BMP with --spacing); only
 the pixels and spacing travel. World coordinates use the file's origin and
-direction.
+direction; --format=mrk.json or fcsv writes one 3D Slicer point list per image
+(as lmk-predict does).
 """
 
 import sys
@@ -16,6 +18,7 @@ from absl import flags
 from lmk_tf import cli
 from lmk_tf.errors import ConfigError
 from lmk_tf.export.contract import MAX_REQUEST_MB
+from lmk_tf.io import answers
 from pipelines import review
 
 FLAGS = flags.FLAGS
@@ -24,8 +27,11 @@ flags.adopt_module_key_flags(review)
 flags.DEFINE_string("server", "localhost:8500", "gRPC address HOST:PORT of the server.")
 flags.DEFINE_string("model", None, "Served model name. Required.")
 flags.DEFINE_integer("version", None, "Model version; default the latest served.", lower_bound=1)
-flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
-                  "row per image and landmark.")
+flags.DEFINE_enum("format", "json", list(answers.FORMATS), "JSON, CSV with one row per image and "
+                  "landmark, or a 3D Slicer markups file per image (mrk.json, fcsv; needs --output).")
+flags.DEFINE_string("output", None, answers.OUTPUT_HELP)
+flags.DEFINE_enum("coordinate_system", "LPS", list(answers.COORDINATE_SYSTEMS),
+                  "World axes of the Slicer files (Slicer reads both; json and csv are LPS).")
 flags.DEFINE_list("spacing", None,
                   "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
                   "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
@@ -51,10 +57,13 @@ def main(argv):
     from lmk_tf.errors import RequestError
     from lmk_tf.serving.inputs import read_files_for_model
 
+    answers.check_format(FLAGS.format, FLAGS.output, FLAGS.coordinate_system)
+    if FLAGS.output:
+        answers.output_paths(files, FLAGS.format, FLAGS.output)
     # All files are read (and refused) before gRPC is loaded or a request sent.
     images = read_files_for_model(files, FLAGS.spacing, prog=os.path.basename(sys.argv[0]) or "lmk-client")
     cli.import_tensorflow_quietly()
-    from lmk_tf.serving.client import format_results, make_channel, make_stub, predict_image
+    from lmk_tf.serving.client import make_channel, make_stub, predict_image
 
     channel = make_channel(FLAGS.server, max_message_mb=FLAGS.max_message_mb,
                            ssl_ca_file=FLAGS.ssl_ca_file)
@@ -71,7 +80,8 @@ def main(argv):
     finally:
         channel.close()
     review.report(results)
-    sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
+    answers.write_answers(results, [image for _, image in images], FLAGS.format, FLAGS.output,
+                          coordinate_system=FLAGS.coordinate_system)
 
 
 def run():

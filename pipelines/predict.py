@@ -3,10 +3,14 @@
   lmk-predict --model=saved_models/demo image.mha
   lmk-predict --model=saved_models/isbi2015_ceph/3 --format=csv --overlay=out/ *.bmp --spacing=0.1,0.1
   lmk-predict --model=saved_models/isbi2015_ceph --review_mm=3 --spacing=0.1 image.jpg
+  lmk-predict --model=saved_models/ct --format=mrk.json --output=answers/ case1.nii.gz case2/
 
 Each landmark comes with `expected_error_mm` (the model's predicted radial
 error) and `radius90_mm` (the truth lies within it 9 times in 10), drawn as a
 circle on the overlay; --review_mm=X marks those whose expected error is above X.
+--format=mrk.json or fcsv writes one 3D Slicer point list per image (world mm
+through the image's own origin and direction; landmarks reported absent are
+flagged "missing", as Slicer flags a point it must not place).
 
 --model is a version directory or a base directory (its highest integer
 version is used). The answer equals what lmk-serve or TF Serving give for the
@@ -20,6 +24,8 @@ from absl import flags
 
 from lmk_tf import cli
 from lmk_tf.errors import ConfigError
+from lmk_tf.io import answers
+from lmk_tf.io.naming import image_stem
 from pipelines import review
 
 FLAGS = flags.FLAGS
@@ -27,8 +33,11 @@ flags.adopt_module_key_flags(review)
 
 flags.DEFINE_string("model", None, "SavedModel version directory, or a base directory "
                     "(its highest version). Required.")
-flags.DEFINE_enum("format", "json", ["json", "csv"], "Output on stdout: JSON, or CSV with one "
-                  "row per image and landmark.")
+flags.DEFINE_enum("format", "json", list(answers.FORMATS), "JSON, CSV with one row per image and "
+                  "landmark, or a 3D Slicer markups file per image (mrk.json, fcsv; needs --output).")
+flags.DEFINE_string("output", None, answers.OUTPUT_HELP)
+flags.DEFINE_enum("coordinate_system", "LPS", list(answers.COORDINATE_SYSTEMS),
+                  "World axes of the Slicer files (Slicer reads both; json and csv are LPS).")
 flags.DEFINE_list("spacing", None,
                   "mm per pixel/voxel: one number, or one per array axis (row,col; 3D: "
                   "slice,row,col). Overrides the files' own; needed for PNG/JPEG/BMP and "
@@ -49,12 +58,7 @@ def overlay_path(overlay: str, image_path: str, count: int) -> str:
             os.makedirs(parent, exist_ok=True)
         return overlay
     os.makedirs(overlay, exist_ok=True)
-    stem = os.path.basename(image_path.rstrip("/"))
-    for ext in (".nii.gz", ".nii", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg", ".bmp"):
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    return os.path.join(overlay, f"{stem}.png")
+    return os.path.join(overlay, f"{image_stem(image_path)}.png")
 
 
 def main(argv):
@@ -67,6 +71,9 @@ def main(argv):
     from lmk_tf.serving.inputs import parse_spacing, read_files_for_model
 
     parse_spacing(FLAGS.spacing)  # a bad flag is named before the model is looked for
+    answers.check_format(FLAGS.format, FLAGS.output, FLAGS.coordinate_system)
+    if FLAGS.output:
+        answers.output_paths(files, FLAGS.format, FLAGS.output)
     cli.import_tensorflow_quietly()
     from lmk_tf.serving.servable import resolve_model_dir
 
@@ -75,7 +82,6 @@ def main(argv):
     # predicted before anything is written, so a bad file among good ones
     # leaves no overlay and no output behind.
     images = read_files_for_model(files, FLAGS.spacing, prog=os.path.basename(sys.argv[0]) or "lmk-predict")
-    from lmk_tf.serving.client import format_results
     from lmk_tf.serving.local import LocalModel
 
     model = LocalModel(model_dir)
@@ -98,9 +104,10 @@ def main(argv):
                 present=[lm["present"] for lm in result["landmarks"]],
                 radius_mm=[lm.get("radius90_mm", float("nan")) for lm in result["landmarks"]],
             )
-    results = [result for _, _, result in done]
+    results = [r for _, _, r in done]
     review.report(results)
-    sys.stdout.write(format_results(results, FLAGS.format).rstrip("\n") + "\n")
+    answers.write_answers(results, [image for _, image, _ in done], FLAGS.format, FLAGS.output,
+                          coordinate_system=FLAGS.coordinate_system)
 
 
 def run():

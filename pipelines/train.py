@@ -15,7 +15,7 @@ from absl import flags
 
 from lmk_tf import cli
 from lmk_tf.method.config import LOCAL_MODES, STAGES
-from lmk_tf.method.presets import get_preset
+from lmk_tf.method.presets import PRESETS, get_preset
 
 # lmk_tf.training.trainer.STRATEGIES, spelled out so that --help needs no
 # TensorFlow; tests/pipelines/test_help.py checks that the two agree.
@@ -25,8 +25,9 @@ flags.DEFINE_enum("stage", None, list(STAGES), "Which stage to train.")
 flags.DEFINE_string("data", None, "Directory written by lmk-prepare (its train-* shards are used).")
 flags.DEFINE_string("model_dir", None, "Where the stage's checkpoints, logs and model go "
                     "(<model_dir>/<stage>/).")
-flags.DEFINE_enum("preset", "synthetic", ["synthetic", "ceph"],
-                  "Default settings to start from: for the generated images or for cephalograms.")
+flags.DEFINE_enum("preset", "synthetic", list(PRESETS),
+                  "Default settings to start from: generated images, cephalograms, CT, head MR, or "
+                  "the synthetic volume benchmark (lmk_tf/method/presets.py).")
 flags.DEFINE_integer("steps", None, "Training steps (default: preset's).", lower_bound=1)
 flags.DEFINE_integer("batch_size", None, "Images per step; a local-stage image gives one "
                      "sub-image per landmark (default: preset's).", lower_bound=1)

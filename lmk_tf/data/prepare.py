@@ -2,7 +2,12 @@
 
 Each image is normalised and resampled with the same functions the served
 graph runs (`lmk_tf.method.preprocess`), once to the global spacing and once
-to the local spacing; landmarks are mapped into each resampled grid.
+to the local spacing; landmarks are mapped into each resampled grid. Both
+spacings are isotropic, whatever the input's (a 0.7 x 0.7 x 2.5 mm CT becomes
+2 mm cubes for the global stage).
+
+Examples are written as soon as they are made, so preparing a hundred CT
+volumes holds one of them in memory, not all.
 """
 
 from __future__ import annotations
@@ -58,7 +63,24 @@ def prepare_records(
         raise ConfigError(
             f"stage spacings must be > 0 mm, got global={global_spacing}, local={local_spacing}"
         )
-    glob_ex, local_ex, ndim = [], [], None
+    writers = {stage: _Shards(out_dir, f"{split}-{stage}", num_shards) for stage in ("global", "local")}
+    try:
+        ndim, count = _write_examples(samples, writers, landmark_names, global_spacing, local_spacing, log)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    for w in writers.values():
+        w.close()
+    write_dataset_info(out_dir, ndim=ndim, landmark_names=landmark_names,
+                       global_spacing=global_spacing, local_spacing=local_spacing,
+                       counts={split: count})
+    return count
+
+
+def _write_examples(samples, writers, landmark_names, global_spacing, local_spacing, log):
+    """(ndim, number of images) after writing both stages' examples of every sample."""
+    ndim, count = None, 0
     t0 = time.time()
     for i, (image_id, image, points) in enumerate(samples):
         points = np.asarray(points, np.float64)
@@ -71,19 +93,56 @@ def prepare_records(
             ndim = image.ndim
         elif image.ndim != ndim:
             raise ConfigError(f"{image_id}: is {image.ndim}D but earlier images are {ndim}D")
-        for spacing, bucket in ((global_spacing, glob_ex), (local_spacing, local_ex)):
+        for stage, spacing in (("global", global_spacing), ("local", local_spacing)):
             arr, eff, pts = resample_for_stage(image, points, spacing)
-            bucket.append(serialize_example(arr, eff, pts, image_id))
+            writers[stage].write(serialize_example(arr, eff, pts, image_id))
+        count += 1
         if log and (i + 1) % 25 == 0:
             print(f"  prepared {i + 1} images ({time.time() - t0:.0f}s)", file=log, flush=True)
     if ndim is None:
         raise ConfigError("no images to prepare")
-    write_shards(glob_ex, out_dir, f"{split}-global", num_shards)
-    write_shards(local_ex, out_dir, f"{split}-local", num_shards)
-    write_dataset_info(out_dir, ndim=ndim, landmark_names=landmark_names,
-                       global_spacing=global_spacing, local_spacing=local_spacing,
-                       counts={split: len(glob_ex)})
-    return len(glob_ex)
+    return ndim, count
+
+
+class _Shards:
+    """`write_shards` one example at a time: round-robin, the same files and order.
+
+    The first `num_shards` examples wait until it is known that there are
+    that many (fewer images get fewer shards, as with `write_shards`).
+    """
+
+    def __init__(self, directory: str, prefix: str, num_shards: int):
+        self.directory, self.prefix, self.num_shards = directory, prefix, num_shards
+        self.pending, self.writers, self.count = [], None, 0
+
+    def write(self, example: bytes):
+        if self.writers is None:
+            self.pending.append(example)
+            if len(self.pending) < self.num_shards:
+                return
+            os.makedirs(self.directory, exist_ok=True)
+            n = self.num_shards
+            self.writers = [tf.io.TFRecordWriter(
+                os.path.join(self.directory, f"{self.prefix}-{i:05d}-of-{n:05d}.tfrecord")) for i in range(n)]
+            pending, self.pending = self.pending, []
+            for ex in pending:
+                self.write(ex)
+            return
+        self.writers[self.count % self.num_shards].write(example)
+        self.count += 1
+
+    def abort(self):
+        for w in self.writers or []:
+            w.close()
+        self.pending = []
+
+    def close(self):
+        if self.writers is None:
+            write_shards(self.pending, self.directory, self.prefix, self.num_shards)
+            self.pending = []
+            return
+        for w in self.writers:
+            w.close()
 
 
 def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_spacing, counts):

@@ -1,7 +1,12 @@
 """3D Slicer markups files: the fiducial .fcsv and the markups .mrk.json.
 
 Both hold 3D world points. Files may be in RAS; they are converted to LPS on
-reading (negate x and y) and always written as LPS.
+reading (negate x and y). Writers state the system they use (LPS unless
+`coordinate_system='RAS'`) and write what Slicer 5 writes
+(vtkMRMLMarkupsJsonStorageNode, vtkMRMLMarkupsFiducialStorageNode): a missing
+landmark keeps its place as a control point with position status "missing"
+(.mrk.json: no position; .fcsv: the 15th field, 3), which Slicer shows in the
+point list but never places.
 
 Every reader and writer takes the image the points belong to as `image=`
 (optional): a writer then accepts landmarks in either space and converts them
@@ -26,7 +31,17 @@ from lmk_tf.io.landmark_set import Landmarks
 from lmk_tf.io.landmark_text import fail, load_json, num_str, number, read_text, require_space, write_text
 
 _FCSV_COLUMNS = "id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID".split(",")
+# Slicer 5 writes 16 fields per point but names only the first 14 in the
+# "# columns" line; its reader takes the last two by position.
+_FCSV_EXTRA = ("positionStatus", "autoCreated")
 _COORDINATE_SYSTEMS = {"LPS": "LPS", "RAS": "RAS", "1": "LPS", "0": "RAS"}
+WRITE_SYSTEMS = ("LPS", "RAS")
+# vtkMRMLMarkupsNode's position status, as .fcsv numbers and .mrk.json names.
+_STATUS_NAMES = ("undefined", "preview", "defined", "missing")
+_DEFINED, _MISSING = 2, 3
+# The version Slicer writes is its own; 5.0 is the first whose .fcsv has the
+# position status field.
+_FCSV_VERSION = "5.0"
 # Slicer gives a 2D image a 1 mm thick slice centred on z = 0; a point placed
 # on it is within half of that of the plane.
 _PLANE_TOLERANCE_MM = 0.5
@@ -55,11 +70,17 @@ def read_fcsv(path, image: Image | None = None) -> Landmarks:
             elif key == "columns":
                 columns = [c.strip() for c in value.split(",")]
             continue
-        record = dict(zip(columns, row))
+        record = dict(zip(columns + [c for c in _FCSV_EXTRA if c not in columns], row))
         missing = [c for c in ("x", "y", "z") if c not in record]
         if missing:
             raise fail(path, f"line {line_no}", f"no {missing} field ({len(row)} fields)")
         xyz = [number(record[c], path, f"line {line_no}, field {c!r}") for c in ("x", "y", "z")]
+        status = record.get("positionStatus", "").strip() or str(_DEFINED)
+        if status not in ("0", "1", "2", "3"):
+            raise fail(path, f"line {line_no}, field 'positionStatus'",
+                       f"expected 0-3 (undefined, preview, defined, missing), got {status!r}")
+        if int(status) != _DEFINED:
+            xyz = [math.nan] * 3
         label = record.get("label", "").strip() or f"landmark_{len(names) + 1}"
         if label in names:
             raise fail(path, f"line {line_no}", f"label {label!r} appears twice")
@@ -93,8 +114,14 @@ def _from_slicer(names, points, system, image, path) -> Landmarks:
     return landmarks.to_index(image)
 
 
-def _to_slicer(landmarks: Landmarks, image: Image | None, fmt: str, path) -> Landmarks:
-    """3D LPS world landmarks to write, converted with `image`'s geometry if given."""
+def _to_slicer(landmarks: Landmarks, image: Image | None, fmt: str, path, coordinate_system: str,
+               descriptions) -> tuple[Landmarks, list[str]]:
+    """3D world landmarks in `coordinate_system` to write, and one description each.
+
+    Index landmarks are converted with `image`'s geometry if given.
+    """
+    if coordinate_system not in WRITE_SYSTEMS:
+        raise ConfigError(f"{path}: coordinate_system must be one of {WRITE_SYSTEMS}, got {coordinate_system!r}")
     if image is not None:
         landmarks = landmarks.to_world(image)
     require_space(landmarks, "world", fmt, path)
@@ -106,28 +133,39 @@ def _to_slicer(landmarks: Landmarks, image: Image | None, fmt: str, path) -> Lan
             f"{path}: Slicer markups hold 3D points, got {landmarks.ndim}D; "
             "pass the 2D image as image= to place them in its plane"
         )
-    return landmarks
+    descriptions = [""] * len(landmarks) if descriptions is None else [str(d) for d in descriptions]
+    if len(descriptions) != len(landmarks):
+        raise ConfigError(f"{path}: {len(descriptions)} descriptions for {len(landmarks)} landmarks")
+    if coordinate_system == "RAS":
+        points = landmarks.points.copy()
+        points[:, :2] *= -1.0
+        landmarks = Landmarks(landmarks.names, points, "world")
+    return landmarks, descriptions
 
 
-def write_fcsv(path, landmarks: Landmarks, image: Image | None = None) -> None:
-    """Write landmarks as a Slicer 4.11+ .fcsv in LPS (world, or index with `image`).
+def write_fcsv(path, landmarks: Landmarks, image: Image | None = None, *, coordinate_system: str = "LPS",
+               descriptions=None) -> None:
+    """Write landmarks as Slicer 5 writes a .fcsv (world points, or index ones with `image`).
 
-    The format has no notion of a missing point (Slicer would read an empty
-    coordinate as 0), so missing landmarks are left out; `Landmarks.reindex`
-    restores them after reading.
+    Args:
+      path: the file.
+      landmarks: the points; missing ones get position status 3 ("missing")
+        at 0, 0, 0, as Slicer stores a point that has no position.
+      image: converts index landmarks to world mm with its geometry.
+      coordinate_system: 'LPS' (Slicer's default since 4.11) or 'RAS'.
+      descriptions: one text per landmark for the desc field (default empty).
     """
-    landmarks = _to_slicer(landmarks, image, "fcsv", path)
+    landmarks, descriptions = _to_slicer(landmarks, image, "fcsv", path, coordinate_system, descriptions)
     out = io.StringIO()
-    out.write("# Markups fiducial file version = 4.11\n")
-    out.write("# CoordinateSystem = LPS\n")
+    out.write(f"# Markups fiducial file version = {_FCSV_VERSION}\n")
+    out.write(f"# CoordinateSystem = {coordinate_system}\n")
     out.write("# columns = " + ",".join(_FCSV_COLUMNS) + "\n")
     writer = csv.writer(out, lineterminator="\n")
-    for i, (name, point) in enumerate(zip(landmarks.names, landmarks.points), start=1):
-        if not np.all(np.isfinite(point)):
-            continue
-        writer.writerow(
-            [str(i)] + [num_str(v) for v in point] + ["0", "0", "0", "1", "1", "1", "0", name, "", ""]
-        )
+    for i, (name, point, desc) in enumerate(zip(landmarks.names, landmarks.points, descriptions), start=1):
+        defined = bool(np.all(np.isfinite(point)))
+        xyz = [num_str(v) for v in point] if defined else ["0", "0", "0"]
+        writer.writerow([str(i), *xyz, "0", "0", "0", "1", "1", "1", "0", name, desc, "",
+                         str(_DEFINED if defined else _MISSING), "0"])
     write_text(path, out.getvalue())
 
 
@@ -135,10 +173,18 @@ _MARKUPS_SCHEMA = (
     "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
     "Resources/Schema/markups-schema-v1.0.3.json#"
 )
+# A control point's identity orientation as Slicer writes it in each system
+# (its RAS matrix with the first two rows negated for LPS).
+_ORIENTATION = {"RAS": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                "LPS": [-1.0, -0.0, -0.0, -0.0, -1.0, -0.0, 0.0, 0.0, 1.0]}
 
 
 def read_mrk_json(path, image: Image | None = None) -> Landmarks:
-    """Read the first markups node of a Slicer .mrk.json: LPS world landmarks, or `image` indices."""
+    """Read the first markups node of a Slicer .mrk.json: LPS world landmarks, or `image` indices.
+
+    A control point whose position status is not "defined" (undefined,
+    preview, missing) is a missing landmark, with or without a position.
+    """
     doc = load_json(path)
     markups = doc.get("markups") if isinstance(doc, dict) else None
     if not isinstance(markups, list) or not markups or not isinstance(markups[0], dict):
@@ -160,7 +206,10 @@ def read_mrk_json(path, image: Image | None = None) -> Landmarks:
         if label in names:
             raise fail(path, where, f"label {label!r} appears twice")
         status = cp.get("positionStatus", "defined")
-        if status == "missing":
+        if status not in _STATUS_NAMES:
+            raise fail(path, f"field '{field}.positionStatus'",
+                       f"expected one of {', '.join(_STATUS_NAMES)}, got {status!r}")
+        if status != "defined":
             xyz = [math.nan] * 3
         else:
             pos = cp.get("position")
@@ -178,27 +227,31 @@ def read_mrk_json(path, image: Image | None = None) -> Landmarks:
     return _from_slicer(names, points, _COORDINATE_SYSTEMS[system], image, path)
 
 
-def write_mrk_json(path, landmarks: Landmarks, image: Image | None = None) -> None:
-    """Write landmarks as a Slicer markups fiducial .mrk.json in LPS (world, or index with `image`).
+def write_mrk_json(path, landmarks: Landmarks, image: Image | None = None, *, coordinate_system: str = "LPS",
+                   descriptions=None) -> None:
+    """Write landmarks as Slicer 5 writes a point list .mrk.json (world, or index with `image`).
 
-    Missing landmarks keep their place with positionStatus 'missing'.
+    One control point per landmark, labelled with its name. A missing
+    landmark keeps its place with positionStatus "missing" and an empty
+    position, exactly as Slicer writes a point that has none. Arguments as
+    `write_fcsv`.
     """
-    landmarks = _to_slicer(landmarks, image, "mrk.json", path)
+    landmarks, descriptions = _to_slicer(landmarks, image, "mrk.json", path, coordinate_system, descriptions)
     control = []
-    for i, (name, point) in enumerate(zip(landmarks.names, landmarks.points), start=1):
+    for i, (name, point, desc) in enumerate(zip(landmarks.names, landmarks.points, descriptions), start=1):
         defined = bool(np.all(np.isfinite(point)))
         control.append(
             {
                 "id": str(i),
                 "label": name,
-                "description": "",
+                "description": desc,
                 "associatedNodeID": "",
-                "position": [float(v) for v in point] if defined else [0.0, 0.0, 0.0],
-                "orientation": [-1.0, -0.0, -0.0, -0.0, -1.0, -0.0, 0.0, 0.0, 1.0],
+                "position": [float(v) for v in point] if defined else "",
+                "orientation": list(_ORIENTATION[coordinate_system]),
                 "selected": True,
                 "locked": False,
                 "visibility": True,
-                "positionStatus": "defined" if defined else "missing",
+                "positionStatus": _STATUS_NAMES[_DEFINED if defined else _MISSING],
             }
         )
     doc = {
@@ -206,11 +259,15 @@ def write_mrk_json(path, landmarks: Landmarks, image: Image | None = None) -> No
         "markups": [
             {
                 "type": "Fiducial",
-                "coordinateSystem": "LPS",
+                "coordinateSystem": coordinate_system,
                 "coordinateUnits": "mm",
+                "locked": False,
+                "fixedNumberOfControlPoints": False,
+                "labelFormat": "%N-%d",
+                "lastUsedControlPointNumber": len(control),
                 "controlPoints": control,
+                "measurements": [],
             }
         ],
     }
     write_text(path, json.dumps(doc, indent=4) + "\n")
-

@@ -4,6 +4,11 @@ Everything the served SavedModel does happens here, in TensorFlow ops:
 normalisation, resampling to the global spacing, global net, aggregation,
 resampling to the local spacing, sub-image crops around the global estimates,
 local nets, aggregation, and mapping back to input indices and mm.
+
+The local-spacing image is never made whole: each sub-image is cut from a
+window of it computed on its own (`windows.normalised_windows`), and the
+normalised input is made one slice at a time, so a CT-sized volume costs its
+input and little more (docs/volumes.md).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from lmk_tf.method.layers import (
     decode_displacement,
 )
 from lmk_tf.method.networks import with_logits
-from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
+from lmk_tf.method.preprocess import pad_to_multiple, resampled_size
 from lmk_tf.method.uncertainty import apply_calibration, default_calibration, vote_spread
+from lmk_tf.method.windows import intensity_stats, normalised_resample, normalised_windows
 
 # Directions of the shifted sub-images of `shift_crops`, per ndim: opposite pairs first.
 SHIFT_SIGNS = {
@@ -100,9 +106,9 @@ class GlobalToLocal(keras.Model):
         spacing = tf.cast(inputs["spacing"], tf.float32)
         g, loc = self._g, self._l
         num_landmarks = len(self.landmark_names)
-        x = normalise_intensity(image)
+        stats = intensity_stats(image)
 
-        g_img, g_scale, g_off = resample(x, spacing, g.spacing)
+        g_img, g_scale, g_off = normalised_resample(image, spacing, g.spacing, stats)
         out = self._global_logits(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
         g_pos, g_conf = self.global_aggregation(disp, out["classification"])
@@ -112,11 +118,13 @@ class GlobalToLocal(keras.Model):
         g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
         g_mass = tf.reduce_sum(tf.sigmoid(tf.reshape(out["classification"], [-1, num_landmarks])), axis=0)
 
-        l_img, l_scale, l_off = resample(x, spacing, loc.spacing)
+        size_in = tf.shape(image)[:-1]
+        l_scale = tf.cast(size_in, tf.float32) / tf.cast(resampled_size(size_in, spacing, loc.spacing), tf.float32)
+        l_off = (l_scale - 1.0) / 2.0
         confidence = g_conf[0]
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale
-            local_index, l_conf, l_spread, l_mass = self._local_pass(l_img, centres)
+            local_index, l_conf, l_spread, l_mass = self._local_pass(image, spacing, stats, centres)
             index = l_off + l_scale * local_index
             confidence = l_conf
 
@@ -128,7 +136,7 @@ class GlobalToLocal(keras.Model):
             signs = tf.constant(SHIFT_SIGNS[self.ndim][: self.shift_crops], tf.float32)
             sq = tf.zeros_like(confidence)
             for k in range(self.shift_crops):
-                moved_index = l_off + l_scale * self._local_pass(l_img, centres + step * signs[k])[0]
+                moved_index = l_off + l_scale * self._local_pass(image, spacing, stats, centres + step * signs[k])[0]
                 sq += tf.reduce_sum(tf.square((moved_index - index) * spacing), axis=-1)
             shift = tf.sqrt(sq / self.shift_crops)
 
@@ -155,14 +163,19 @@ class GlobalToLocal(keras.Model):
             **signals,
         }
 
-    def _local_pass(self, l_img, centres):
+    def _local_pass(self, image, spacing, stats, centres):
         """One local refinement around `centres` (local-grid indices [L, ndim]).
+
+        Each sub-image is cut from a small window of the input, normalised and
+        resampled on its own, so no full-resolution copy of a large volume is made.
 
         Returns the refined local-grid indices, the confidence, the vote spread
         (local pixels) and the summed probability, each per landmark.
         """
         num_landmarks, stride, n = len(self.landmark_names), self._l.net.total_stride, self._l.patch_size
-        crops = self.crop(l_img[None], centres[None])
+        windows, starts = normalised_windows(image, spacing, self._l.spacing, stats, centres, n + 1)
+        crops = self.crop(windows, (centres - starts)[:, None, :])  # [L, 1, *n, 1]
+        crops = tf.reshape(crops, [1, num_landmarks] + [n] * self.ndim + [1])
         out = self._local_logits(crops, training=False)
         grid = out["classification"].shape[2:]
         disp = decode_displacement(out["displacement"], stride, self._l.displacement_encoding)

@@ -2,8 +2,6 @@
 tensorflow_serving/example/resnet_client_grpc.py asks (a deadline on every call), with world
 coordinates (origin and direction stay on the client) and names (the `model_info` signature)."""
 
-import csv
-import io
 import json
 import weakref
 from collections.abc import Sequence
@@ -20,7 +18,6 @@ from lmk_tf.image import Image
 from lmk_tf.serving.inputs import parse_spacing, read_image_for_model  # noqa: F401 - re-exported
 from lmk_tf.serving.tls import channel_credentials
 
-FORMATS = ("json", "csv")
 _names_cache = weakref.WeakKeyDictionary()  # stub -> {(model, version): names}, dropped with the stub
 
 
@@ -121,32 +118,3 @@ def shape_results(outputs: dict[str, np.ndarray], image: Image, names=None, *,
             for i in range(len(index))
         ],
     }
-
-
-def _g(values) -> list[str]:
-    return [f"{v:.6g}" for v in values]
-
-
-def format_results(results, fmt: str = "json") -> str:
-    """One result dict or a list of them (each may carry "file") as JSON or CSV text: one
-    row per image and landmark, axes of the largest dimensionality (2D rows padded in 3D)."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    items = [results] if isinstance(results, dict) else list(results)
-    if fmt == "json":
-        return json.dumps(results if isinstance(results, dict) else items, indent=2)
-    ndim = max((len(r["shape"]) for r in items), default=2)
-    index_axes, world_axes = ["slice", "row", "col"][-ndim:], ["x", "y", "z"][:ndim]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["file", "landmark", "present", "confidence"] + [f"index_{a}" for a in index_axes]
-                    + [f"mm_{a}" for a in index_axes] + [f"world_{a}" for a in world_axes]
-                    + list(contract.UNCERTAINTY_OUTPUTS) + ["review"])
-    for r in items:
-        pad = [""] * (ndim - len(r["shape"]))  # a 2D row in a 3D table: no slice axis in front, no z at the end
-        for lm in r["landmarks"]:
-            writer.writerow([r.get("file", ""), lm["name"], int(lm["present"])] + _g([lm["confidence"]]) + pad
-                            + _g(lm["index"]) + pad + _g(lm["mm"]) + _g(lm["world"]) + pad
-                            + [f"{lm[k]:.4g}" if k in lm else "" for k in contract.UNCERTAINTY_OUTPUTS]
-                            + [int(lm["review"]) if "review" in lm else ""])
-    return out.getvalue()

@@ -1,5 +1,6 @@
 """3D Slicer .fcsv and .mrk.json: coordinate systems, missing points, errors, image geometry."""
 
+import csv
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from lmk_tf.errors import ConfigError, LandmarkFileError
 from lmk_tf.image import Image
 from lmk_tf.io.landmarks import Landmarks, read_landmarks, write_landmarks
+from lmk_tf.io.slicer_markups import write_fcsv, write_mrk_json
 
 NAN = np.nan
 
@@ -40,14 +42,14 @@ def test_old_fcsv_without_coordinate_system_is_ras(tmp_path):
     np.testing.assert_array_equal(read_landmarks(tmp_path / "old.fcsv").points[0], [-1, -2, 3])
 
 
-def test_fcsv_round_trip_leaves_out_missing_points(tmp_path):
+def test_fcsv_round_trip_flags_missing_points(tmp_path):
     lm = _world3d()
     write_landmarks(tmp_path / "w.fcsv", lm)
     text = (tmp_path / "w.fcsv").read_text()
     assert "# CoordinateSystem = LPS" in text
     back = read_landmarks(tmp_path / "w.fcsv")
-    assert back.names == ["a", "c"]
-    np.testing.assert_array_equal(back.reindex(lm.names).points[[0, 2]], lm.points[[0, 2]])
+    assert back.names == lm.names
+    np.testing.assert_array_equal(back.points, lm.points)
 
 
 def test_fcsv_errors(tmp_path):
@@ -163,3 +165,105 @@ def test_points_off_the_plane_of_a_2d_image_are_refused(tmp_path):
 def test_2d_world_points_without_the_image_point_to_image_argument(tmp_path):
     with pytest.raises(ConfigError, match="pass the 2D image as image="):
         write_landmarks(tmp_path / "w.fcsv", Landmarks(["a"], [[1.0, 2.0]], "world"))
+
+
+# ----------------------------------------------------------------------------- exactly as Slicer 5 writes them
+# Field names, order and values follow Slicer's writers (vtkMRMLMarkupsJsonStorageNode,
+# vtkMRMLMarkupsFiducialStorageNode) and markups-schema-v1.0.3.json.
+
+MRK_NODE_KEYS = ["type", "coordinateSystem", "coordinateUnits", "locked", "fixedNumberOfControlPoints",
+                 "labelFormat", "lastUsedControlPointNumber", "controlPoints", "measurements"]
+MRK_POINT_KEYS = ["id", "label", "description", "associatedNodeID", "position", "orientation", "selected",
+                  "locked", "visibility", "positionStatus"]
+
+
+@pytest.mark.parametrize("cs", ["LPS", "RAS"])
+def test_mrk_json_has_slicers_fields_and_types(tmp_path, cs):
+    lm = _world3d()
+    path = tmp_path / "s.mrk.json"
+    write_mrk_json(path, lm, coordinate_system=cs, descriptions=["x", "y", "z"])
+    doc = json.loads(path.read_text())
+    assert list(doc) == ["@schema", "markups"]
+    assert doc["@schema"].endswith("/Markups/Resources/Schema/markups-schema-v1.0.3.json#")
+    (node,) = doc["markups"]
+    assert list(node) == MRK_NODE_KEYS
+    assert (node["type"], node["coordinateSystem"], node["coordinateUnits"]) == ("Fiducial", cs, "mm")
+    assert node["locked"] is False and node["fixedNumberOfControlPoints"] is False
+    assert node["labelFormat"] == "%N-%d" and node["lastUsedControlPointNumber"] == 3
+    assert node["measurements"] == []
+    sign = np.array([-1.0, -1.0, 1.0]) if cs == "RAS" else np.ones(3)
+    for i, (cp, name) in enumerate(zip(node["controlPoints"], lm.names)):
+        assert list(cp) == MRK_POINT_KEYS
+        assert (cp["id"], cp["label"], cp["description"], cp["associatedNodeID"]) == (str(i + 1), name, "xyz"[i], "")
+        assert all(isinstance(cp[k], bool) for k in ("selected", "locked", "visibility"))
+        assert len(cp["orientation"]) == 9 and all(isinstance(v, float) for v in cp["orientation"])
+        if lm.present[i]:
+            assert cp["positionStatus"] == "defined"
+            assert all(isinstance(v, float) for v in cp["position"])
+            np.testing.assert_array_equal(cp["position"], lm.points[i] * sign)
+        else:  # what Slicer writes for a point without a position
+            assert (cp["positionStatus"], cp["position"]) == ("missing", "")
+    np.testing.assert_array_equal(read_landmarks(path).points, lm.points)
+
+
+def test_fcsv_has_slicers_header_and_sixteen_fields(tmp_path):
+    path = tmp_path / "s.fcsv"
+    write_fcsv(path, _world3d(), coordinate_system="RAS", descriptions=["first", "", "third, with comma"])
+    lines = path.read_text().splitlines()
+    assert lines[:3] == ["# Markups fiducial file version = 5.0", "# CoordinateSystem = RAS", FCSV_COLUMNS.strip()]
+    rows = list(csv.reader(lines[3:]))
+    assert [len(r) for r in rows] == [16, 16, 16]
+    assert rows[0] == ["1", "-1.5", "2.25", "3.0", "0", "0", "0", "1", "1", "1", "0", "a", "first", "", "2", "0"]
+    assert rows[1][1:4] == ["0", "0", "0"] and rows[1][14] == "3"  # missing
+    assert rows[2][12] == "third, with comma"
+    back = read_landmarks(path)
+    np.testing.assert_array_equal(back.points, _world3d().points)
+
+
+def _slicer_point(i, position, status, node=""):
+    lps_identity = [-1.0, -0.0, -0.0, -0.0, -1.0, -0.0, 0.0, 0.0, 1.0]
+    return {"id": str(i), "label": f"F-{i}", "description": "", "associatedNodeID": node, "position": position,
+            "orientation": lps_identity, "selected": True, "locked": False, "visibility": True,
+            "positionStatus": status}
+
+
+def test_files_as_slicer_5_writes_them_are_read(tmp_path):
+    # A point list saved by Slicer 5.6: display properties, a point whose
+    # placement was skipped (missing, no position) and an unplaced one.
+    points = [_slicer_point(1, [-12.5, 30.25, 4.0], "defined", "vtkMRMLScalarVolumeNode1"),
+              _slicer_point(2, "", "missing"), _slicer_point(3, "", "undefined")]
+    node = {"type": "Fiducial", "coordinateSystem": "LPS", "coordinateUnits": "mm", "locked": False,
+            "fixedNumberOfControlPoints": False, "labelFormat": "%N-%d", "lastUsedControlPointNumber": 3,
+            "controlPoints": points, "measurements": [],
+            "display": {"visibility": True, "opacity": 1.0, "glyphType": "Sphere3D"}}
+    doc = {"@schema": "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
+                      "Resources/Schema/markups-schema-v1.0.3.json#", "markups": [node]}
+    (tmp_path / "slicer.mrk.json").write_text(json.dumps(doc, indent=4))
+    lm = read_landmarks(tmp_path / "slicer.mrk.json")
+    assert lm.names == ["F-1", "F-2", "F-3"] and lm.present.tolist() == [True, False, False]
+    np.testing.assert_array_equal(lm.points[0], [-12.5, 30.25, 4.0])
+    (tmp_path / "slicer.fcsv").write_text(
+        "# Markups fiducial file version = 5.6\n# CoordinateSystem = LPS\n" + FCSV_COLUMNS
+        + "1,-12.5,30.25,4,0,0,0,1,1,1,0,F-1,,vtkMRMLScalarVolumeNode1,2,0\n"
+        + "2,0,0,0,0,0,0,1,1,1,0,F-2,,,3,0\n")
+    lm = read_landmarks(tmp_path / "slicer.fcsv")
+    assert lm.present.tolist() == [True, False]
+    np.testing.assert_array_equal(lm.points[0], [-12.5, 30.25, 4.0])
+
+
+@pytest.mark.parametrize("suffix,text,match", [
+    ("fcsv", FCSV_HEADER.format(cs="LPS") + "1,1,2,3,0,0,0,1,1,1,0,A,,,7,0\n", r"field 'positionStatus': expected 0-3"),
+    ("mrk.json", json.dumps(_mrk("LPS", [{"label": "A", "position": [1, 2, 3], "positionStatus": "gone"}])),
+     r"positionStatus': expected one of undefined, preview, defined, missing, got 'gone'"),
+])
+def test_unknown_position_status_is_named(tmp_path, suffix, text, match):
+    (tmp_path / f"bad.{suffix}").write_text(text)
+    with pytest.raises(LandmarkFileError, match=match):
+        read_landmarks(tmp_path / f"bad.{suffix}")
+
+
+def test_bad_writer_arguments(tmp_path):
+    with pytest.raises(ConfigError, match="coordinate_system must be one of"):
+        write_mrk_json(tmp_path / "x.mrk.json", _world3d(), coordinate_system="IJK")
+    with pytest.raises(ConfigError, match="2 descriptions for 3 landmarks"):
+        write_mrk_json(tmp_path / "x.mrk.json", _world3d(), descriptions=["a", "b"])

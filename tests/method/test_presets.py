@@ -18,6 +18,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     ("synthetic", 3, (1000, 800), 0.5, 6, 0),  # 3D column: the local stage runs 6 times
     # docs/isbi2015.md: every landmark reported; 4 shifted sub-images for the uncertainty signal
     ("ceph", 2, (8000, 8000), 0.0, 1, 4),
+    ("ct", 3, (4000, 4000), 0.5, 3, 0),
+    ("mr_head", 3, (4000, 4000), 0.5, 3, 0),
+    ("synthetic3d", 3, (1500, 2000), 0.5, 6, 0),  # benchmarks/volumes.py, docs/volumes.md
 ])
 def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations, shifts):
     preset = get_preset(name, ndim)
@@ -35,8 +38,24 @@ def test_presets_are_fresh_values():
     assert get_preset("synthetic", 2).global_config.steps == 1500
 
 
+@pytest.mark.parametrize("name,spacings,alpha", [
+    ("ct", (2.0, 0.75), 8.0),  # the paper's CT weight
+    ("mr_head", (2.0, 1.0), 2.0),  # its MR weight
+    ("synthetic3d", (3.0, 1.0), 8.0),
+])
+def test_volume_presets_spacings_and_weights(name, spacings, alpha):
+    preset = get_preset(name, 3)
+    assert (preset.global_config.spacing, preset.local_config.spacing) == spacings
+    assert {c.alpha for c in preset.stages} == {alpha}
+    # The local sub-image covers the global stage's cell several times over.
+    local_mm = preset.local_config.patch_size * preset.local_config.spacing
+    assert local_mm >= 18 and preset.local_config.local_offset_mm < local_mm / 2
+
+
 @pytest.mark.parametrize("name,ndim,fragment", [
     ("ceph", 3, "2D cephalograms, not 3D"),
+    ("ct", 2, "preset 'ct' is for 3D volumes, not 2D images"),
+    ("mr_head", 2, "preset 'mr_head' is for 3D volumes"),
     ("mri", 2, "preset must be one of"),
     ("synthetic", 4, "ndim must be 2 or 3, got 4"),
 ])

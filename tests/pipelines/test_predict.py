@@ -59,3 +59,68 @@ def test_predict_csv_from_a_version_dir_and_errors(tmp_path, toy_export):
     bad = run_predict(f"--model={tmp_path}", str(tmp_path / "y.png"))
     assert bad.returncode == 2
     assert f"{tmp_path}: neither a SavedModel" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _oblique_nifti(path, pixels):
+    """A NIfTI volume rotated about two axes, with a non-zero origin and anisotropic voxels."""
+    from lmk_tf.image import Image as Volume
+    from lmk_tf.io import read_image, write_image
+
+    a, b = 0.6, 0.35
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    write_image(Volume(pixels, (2.0, 0.8, 0.6), (-61.5, 20.25, -230.0), rz @ ry), str(path))
+    return read_image(str(path))
+
+
+@pytest.mark.slow
+def test_predict_slicer_markups_are_the_json_world_points(tmp_path, toy_export):
+    from lmk_tf.io.landmarks import read_landmarks
+
+    rng = np.random.default_rng(3)
+    bright = _oblique_nifti(tmp_path / "case1.nii.gz", (rng.random((6, 9, 7)) * 100).astype(np.float32))
+    # Every value below 0.1: the toy model reports its first two landmarks absent.
+    faint = _oblique_nifti(tmp_path / "case2.nii.gz", (rng.random((5, 8, 6)) * 0.1).astype(np.float32))
+    files = [str(tmp_path / "case1.nii.gz"), str(tmp_path / "case2.nii.gz")]
+    model = f"--model={toy_export['3d']}"
+    as_json = run_predict(model, *files)
+    assert as_json.returncode == 0, as_json.stderr
+    answers = json.loads(as_json.stdout)
+    out = tmp_path / "slicer"
+    mrk = run_predict(model, "--format=mrk.json", f"--output={out}/", *files)
+    assert mrk.returncode == 0, mrk.stderr
+    assert mrk.stdout.split() == [str(out / "case1.mrk.json"), str(out / "case2.mrk.json")]
+    ras = run_predict(model, "--format=fcsv", "--coordinate_system=RAS", f"--output={tmp_path}/ras_", *files)
+    assert ras.returncode == 0, ras.stderr
+    for answer, image in zip(answers, (bright, faint)):
+        stem = os.path.basename(answer["file"]).split(".")[0]
+        present = [lm["present"] for lm in answer["landmarks"]]
+        world = np.array([lm["world"] for lm in answer["landmarks"]])
+        index = np.array([lm["index"] for lm in answer["landmarks"]])
+        doc = json.load(open(out / f"{stem}.mrk.json"))
+        node = doc["markups"][0]
+        assert node["coordinateSystem"] == "LPS"
+        assert [p["label"] for p in node["controlPoints"]] == NAMES
+        assert [p["positionStatus"] == "defined" for p in node["controlPoints"]] == present
+        for p, w, ok in zip(node["controlPoints"], world, present):
+            if ok:
+                np.testing.assert_allclose(p["position"], w, rtol=0, atol=1e-6)
+        text = open(tmp_path / f"ras_{stem}.fcsv").read()
+        assert "# CoordinateSystem = RAS" in text
+        rows = list(csv.reader(line for line in text.splitlines() if not line.startswith("#")))
+        for row, w, ok in zip(rows, world, present):
+            assert row[14] == ("2" if ok else "3")
+            if ok:  # RAS: x and y negated
+                np.testing.assert_allclose([float(v) for v in row[1:4]], w * [-1, -1, 1], atol=1e-6)
+        for path in (out / f"{stem}.mrk.json", tmp_path / f"ras_{stem}.fcsv"):
+            back = read_landmarks(path, image=image)
+            assert back.names == NAMES and back.present.tolist() == present
+            np.testing.assert_allclose(back.points[present], index[present], atol=1e-5)
+    assert present == [False, False, True]  # the faint volume's
+
+
+def test_predict_refuses_slicer_formats_without_output(tmp_path):
+    result = run_predict("--model=/nonexistent", "--format=mrk.json", str(tmp_path / "x.nii.gz"))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--format=mrk.json writes one file per image; give --output" in lines[0]

@@ -59,6 +59,16 @@ def test_serve_then_client_on_files_then_sigterm(tmp_path, toy_export):
                           "--format=csv", "--version=3", "--spacing=1,1", str(tmp_path / "b.png"))
         assert csv.returncode == 0, csv.stderr
         assert len(csv.stdout.splitlines()) == 1 + len(NAMES)
+        # The same writer as lmk-predict's: a Slicer file per image, the 2D picture in the plane z = 0.
+        slicer = run_command("pipelines.client", f"--server=127.0.0.1:{port}", "--model=toy",
+                             "--format=mrk.json", f"--output={tmp_path}/answers/", "--spacing=0.5,0.25",
+                             str(tmp_path / "a.png"))
+        assert slicer.returncode == 0, slicer.stderr
+        assert slicer.stdout.split() == [str(tmp_path / "answers" / "a.mrk.json")]
+        points = json.load(open(tmp_path / "answers" / "a.mrk.json"))["markups"][0]["controlPoints"]
+        assert [p["label"] for p in points] == NAMES
+        np.testing.assert_allclose([p["position"] for p in points],
+                                   [lm["world"] + [0.0] for lm in results[0]["landmarks"]], atol=1e-6)
         missing = run_command("pipelines.client", f"--server=127.0.0.1:{port}", "--model=nope",
                               "--spacing=1,1", str(tmp_path / "a.png"))
         assert missing.returncode == 2

@@ -5,7 +5,8 @@ import pytest
 
 from lmk_tf.errors import ModelError
 from lmk_tf.image import Image
-from lmk_tf.serving.client import format_results, shape_results
+from lmk_tf.io.answers import format_text as format_results
+from lmk_tf.serving.client import shape_results
 from pipelines.review import mark_for_review, review_line
 
 

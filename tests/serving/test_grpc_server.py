@@ -32,6 +32,7 @@ from tensorflow_serving.apis import (
 )
 
 from lmk_tf.image import Image
+from lmk_tf.io import answers
 from lmk_tf.serving import client
 from lmk_tf.serving.local import LocalModel
 from tests.serving.conftest import free_port, install_version
@@ -179,7 +180,7 @@ def test_client_predict_image_adds_names_and_world_coordinates(server):
     centre = result["landmarks"][2]
     # Centre (3.5, 4.5) px -> (1.75, 9.0) mm along (row, col) -> world x = 10 + 9, y = -5 + 1.75.
     np.testing.assert_allclose(centre["world"], [19.0, -3.25])
-    csv_text = client.format_results({"file": "a.png", **result}, "csv")
+    csv_text = answers.format_text({"file": "a.png", **result}, "csv")
     assert csv_text.splitlines()[0] == ("file,landmark,present,confidence,index_row,index_col,"
                                         "mm_row,mm_col,world_x,world_y")
     assert csv_text.splitlines()[3].startswith("a.png,centre,1,0.5,3.5,4.5,1.75,9,19,-3.25")
