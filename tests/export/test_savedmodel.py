@@ -20,12 +20,6 @@ from lmk_tf.synthetic import make_sample
 from tests.conftest import call_graph
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_model_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("saved_models") / "tiny"
-    return export(tiny_model_dir, str(base))
-
-
 def test_layout_is_tf_serving_versioned(exported):
     base = os.path.dirname(exported)
     assert os.path.basename(exported) == "1"
@@ -70,9 +64,11 @@ def test_warmup_requests_are_prediction_logs(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
     records = list(tf.data.TFRecordDataset(os.path.join(exported, WARMUP_FILE)).as_numpy_iterator())
-    assert len(records) == 1
-    log = prediction_log_pb2.PredictionLog.FromString(records[0])
-    assert set(log.predict_log.request.inputs) == {"image", "spacing"}
+    requests = [prediction_log_pb2.PredictionLog.FromString(r).predict_log.request for r in records]
+    # One per image signature, so that none pays its first-call set-up in a client's request.
+    assert {r.model_spec.signature_name: set(r.inputs) for r in requests} == {
+        "serving_default": {"image", "spacing"}, "serving_batch": {"image", "spacing"},
+        "serving_encoded": {"image_bytes", "spacing"}}
 
 
 def test_fresh_process_without_lmk_tf_gives_same_landmarks(exported, tiny_model_dir, tmp_path):
