@@ -5,8 +5,13 @@
   lmk-client --model=isbi2015_ceph --review_mm=3 --spacing=0.1 image.jpg   # mark doubtful landmarks
 
 Files are read here (DICOM, NIfTI, MetaImage, PNG/JPEG/BMP with --spacing); only
-the pixels and spacing travel. World coordinates use the file's origin and
-direction.
+the pixels and spacing travel. With --send=encoded (the default) a JPEG or grey
+PNG goes as the file itself and other 2D pixel data as a lossless PNG, decoded by
+the model's serving_encoded signature; volumes, fractional or negative values and
+models without that signature get a float32 tensor, as --send=tensor always does.
+World coordinates use the file's origin and direction.
+
+  lmk-client --server=dns:///lmk-serving-grpc:8500 --lb_policy=round_robin ...  # every pod
 """
 
 import sys
@@ -36,6 +41,14 @@ flags.DEFINE_float("timeout", 30.0, "Seconds each gRPC call may take (its deadli
 flags.DEFINE_string("ssl_ca_file", None,
                     "PEM certificate(s) to trust: talk TLS to a server started with "
                     "--ssl_cert_file (its certificate, or the CA that signed it).")
+flags.DEFINE_enum("send", "encoded", ["encoded", "tensor"],
+                  "How pixels travel: 'encoded' as PNG/JPEG bytes (the file itself where it is "
+                  "one) to serving_encoded where the model has it, else as a tensor; 'tensor' "
+                  "always float32 to serving_default.")
+flags.DEFINE_enum("lb_policy", None, ["pick_first", "round_robin"],
+                  "gRPC load balancing over the addresses --server resolves to: round_robin "
+                  "sends each call to the next one (a headless Service: --server=dns:///NAME:8500); "
+                  "default gRPC's pick_first, one connection to one server.")
 flags.DEFINE_integer("max_message_mb", MAX_REQUEST_MB,
                      "Largest message the channel sends or receives, MiB (as the server's "
                      "--max_request_mb).", lower_bound=1)
@@ -50,7 +63,7 @@ def main(argv):
     import os
 
     from lmk_tf.errors import RequestError
-    from lmk_tf.serving.inputs import read_files_for_model
+    from lmk_tf.io.model_input import encode_for_request, read_files_for_model
 
     # All files are read (and refused) before gRPC is loaded or a request sent.
     images = read_files_for_model(files, FLAGS.spacing, prog=os.path.basename(sys.argv[0]) or "lmk-client")
@@ -58,14 +71,15 @@ def main(argv):
     from lmk_tf.serving.client import format_results, make_channel, make_stub, predict_image
 
     channel = make_channel(FLAGS.server, max_message_mb=FLAGS.max_message_mb,
-                           ssl_ca_file=FLAGS.ssl_ca_file)
+                           ssl_ca_file=FLAGS.ssl_ca_file, lb_policy=FLAGS.lb_policy)
     stub = make_stub(channel)
     results = []
     try:
         for path, image in images:
             try:
+                encoded = encode_for_request(path, image) if FLAGS.send == "encoded" else None
                 result = predict_image(stub, FLAGS.model, image, version=FLAGS.version,
-                                       timeout=FLAGS.timeout)
+                                       timeout=FLAGS.timeout, encoded=encoded)
             except RequestError as e:
                 raise RequestError(f"{path}: {e}") from None
             results.append({"file": path, **result})
