@@ -101,3 +101,31 @@ def test_encoded_refuses_what_is_not_a_decodable_picture(exported, files):
                           (bytes(huge), "holds more than"), (png[:60], "PNG")]:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             encoded(image_bytes=tf.constant(data), spacing=spacing)
+
+
+def test_a_3d_export_has_serving_batch_and_no_serving_encoded(tmp_path):
+    """Untrained 3D stages are enough: the signatures are about wiring, not accuracy."""
+    import dataclasses
+
+    from lmk_tf.export.savedmodel import ServingModule
+    from lmk_tf.method.graph import GlobalToLocal
+    from lmk_tf.method.networks import NetConfig, build_fcn, build_local_net
+    from lmk_tf.method.presets import default_config
+
+    net = NetConfig(stem_filters=4, stem_kernel=3, stage_filters=(8, 8), stage_strides=(2, 1), head_filters=8)
+    g = dataclasses.replace(default_config("global", 3), spacing=2.0, patch_size=32, net=net)
+    loc = dataclasses.replace(default_config("local", 3), spacing=1.0, patch_size=16,
+                              net=dataclasses.replace(net, stem_stride=1, stage_strides=(2, 2)))
+    pipeline = GlobalToLocal(build_fcn(3, 2, g.net), build_local_net(3, 2, loc.net, crop_size=16, mode=loc.local_mode),
+                             dataclasses.asdict(g), dataclasses.asdict(loc), ["a", "b"])
+    module = ServingModule(pipeline, "{}")
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures=module.signatures())
+    sigs = tf.saved_model.load(str(tmp_path / "1")).signatures
+    assert set(sigs) == {"serving_default", "serving_batch", "model_info", "diagnostics"}
+    volumes = np.random.default_rng(0).random((2, 20, 24, 22, 1)).astype(np.float32)
+    spacings = np.array([[1.0, 1.0, 1.0], [1.5, 1.0, 0.8]], np.float32)
+    batch = sigs["serving_batch"](image=volumes, spacing=spacings)
+    for i in range(2):
+        one = sigs["serving_default"](image=volumes[i], spacing=spacings[i])
+        for key in one:
+            np.testing.assert_allclose(batch[key][i], one[key], atol=1e-4, err_msg=key)
