@@ -45,8 +45,10 @@ setup(
         "psutil==7.2.2",
         "tensorboard==2.21.0",
         "apache-beam==2.77.0",
+        "prometheus-client==0.26.0",
     ],
-    extras_require={"test": ["pytest==9.2.0", "pydicom-data==1.0.0", "import-linter==2.17", "ruff==0.17.6"]},
+    extras_require={"test": ["pytest==9.2.0", "pydicom-data==1.0.0", "import-linter==2.17", "ruff==0.17.6",
+                             "kubernetes-validate==1.37.0"]},
     entry_points={
         "console_scripts": [f"{name}={target}" for name, target in COMMANDS.items()]
     },

@@ -3,6 +3,7 @@
   .venv/bin/python benchmarks/serve_load.py --model_dir=/tmp/saved_models/tiny
   .venv/bin/python benchmarks/serve_load.py --model_dir=saved_models/demo --clients=8 \
       --requests=50 --drop_version --check
+  .venv/bin/python benchmarks/serve_load.py --model_dir=/tmp/saved_models/tiny --compare_batching --batch=4
 
 The served version is copied into a fresh base directory, a `python -m
 pipelines.serve` process is started on a free 127.0.0.1 port, and C threads,
@@ -15,6 +16,12 @@ dropped in as version+1 once --drop_at of the requests are done; the run then
 reports which versions answered. With --check the exit code is 1 unless:
 zero errors, RSS growth < --max_rss_growth_mb, throughput >= --min_ratio x
 in-process, and (with --drop_version) the new version answered.
+
+Batching: lmk-serve does not merge requests itself; with --batch=B every request is one
+serving_batch call carrying B images (client-side batching, what a TF Serving batching
+deployment would merge further), and throughput counts images. --compare_batching runs the
+load twice, one image per serving_default request ("off") and B per serving_batch request
+("on"), and prints both.
 """
 
 from __future__ import annotations
@@ -117,9 +124,11 @@ def run_load(
     baseline: bool = True,
     timeout: float = 60.0,
     work_dir: str | None = None,
+    batch: int = 0,
     log=print,
 ) -> dict:
-    """Run the load test; returns the figures as a dict (see module docstring)."""
+    """Run the load test; returns the figures as a dict (see module docstring). `batch` > 0:
+    each request is a serving_batch call with that many images."""
     import grpc
     import numpy as np
     import tensorflow as tf
@@ -150,8 +159,12 @@ def run_load(
     address = f"127.0.0.1:{port}"
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "load"
-    request.inputs["image"].CopyFrom(tf.make_tensor_proto(array[..., np.newaxis]))
-    request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(spacing))
+    images, spacings = array[..., np.newaxis], spacing
+    if batch:
+        request.model_spec.signature_name = "serving_batch"
+        images, spacings = np.stack([images] * batch), np.stack([spacing] * batch)
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(images))
+    request.inputs["spacing"].CopyFrom(tf.make_tensor_proto(spacings))
     try:
         server.wait_available(address, ["load"], timeout=120)
         warm = make_stub(make_channel(address))
@@ -202,11 +215,14 @@ def run_load(
     result = {
         "clients": clients,
         "requests_per_client": requests,
+        "images_per_request": max(batch, 1),
+        "signature": "serving_batch" if batch else "serving_default",
         "image_shape": list(array.shape),
         "ok": len(latencies),
         "errors": errors,
         "error_count": sum(errors.values()),
         "throughput_rps": total / wall,
+        "images_per_s": total * max(batch, 1) / wall,
         "p50_ms": percentile(latencies, 50) * 1e3,
         "p99_ms": percentile(latencies, 99) * 1e3,
         "mean_ms": statistics.fmean(latencies) * 1e3 if latencies else float("nan"),
@@ -220,7 +236,7 @@ def run_load(
     }
     if baseline:
         result["in_process_rps"] = in_process_throughput(version_dir, array, spacing, clients, requests)
-        result["ratio_to_in_process"] = result["throughput_rps"] / result["in_process_rps"]
+        result["ratio_to_in_process"] = result["images_per_s"] / result["in_process_rps"]
     result["server_output_tail"] = output[-2000:]
     return result
 
@@ -228,8 +244,8 @@ def run_load(
 def report(result: dict) -> str:
     lines = [
         f"clients x requests   {result['clients']} x {result['requests_per_client']} "
-        f"(image {result['image_shape']})",
-        f"throughput           {result['throughput_rps']:.1f} req/s",
+        f"(image {result['image_shape']}, {result['images_per_request']} per {result['signature']} request)",
+        f"throughput           {result['throughput_rps']:.1f} req/s, {result['images_per_s']:.1f} images/s",
         f"latency              p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms",
         f"errors               {result['error_count']} {result['errors'] or ''}".rstrip(),
         f"server RSS           {result['rss_before_mb']:.0f} MB before, "
@@ -266,11 +282,26 @@ def main(argv):
     FLAGS = flags.FLAGS
     if len(argv) > 1:
         raise SystemExit(f"unexpected arguments: {argv[1:]}")
-    result = run_load(
-        FLAGS.model_dir, clients=FLAGS.clients, requests=FLAGS.requests,
-        image_size=FLAGS.image_size, drop_version=FLAGS.drop_version, drop_at=FLAGS.drop_at,
-        grpc_max_threads=FLAGS.grpc_max_threads, baseline=FLAGS.baseline,
-    )
+    settings = dict(clients=FLAGS.clients, requests=FLAGS.requests, image_size=FLAGS.image_size,
+                    drop_version=FLAGS.drop_version, drop_at=FLAGS.drop_at,
+                    grpc_max_threads=FLAGS.grpc_max_threads, baseline=FLAGS.baseline)
+    if FLAGS.compare_batching:
+        batch = max(FLAGS.batch, 2)
+        off = run_load(FLAGS.model_dir, **settings)
+        on = run_load(FLAGS.model_dir, **{**settings, "requests": max(1, FLAGS.requests // batch),
+                                          "baseline": False}, batch=batch)
+        for name, r in (("batching off", off), ("batching on", on)):
+            print(f"--- {name}\n{report(r)}")
+        print(f"on/off: {on['images_per_s'] / off['images_per_s']:.2f} x the images per second; "
+              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(json.dumps({n: {k: v for k, v in r.items() if k != "server_output_tail"}
+                          for n, r in (("off", off), ("on", on))}))
+        problems = failures(off, max_rss_growth_mb=FLAGS.max_rss_growth_mb, min_ratio=0) + failures(
+            on, max_rss_growth_mb=FLAGS.max_rss_growth_mb, min_ratio=0)
+        if FLAGS.check and problems:
+            sys.exit(1)
+        return
+    result = run_load(FLAGS.model_dir, **settings, batch=FLAGS.batch)
     print(report(result))
     print(json.dumps({k: v for k, v in result.items() if k != "server_output_tail"}))
     problems = failures(result, max_rss_growth_mb=FLAGS.max_rss_growth_mb, min_ratio=FLAGS.min_ratio)
@@ -294,6 +325,10 @@ if __name__ == "__main__":
                        lower_bound=0, upper_bound=1)
     flags.DEFINE_integer("grpc_max_threads", 8, "Server threads.", lower_bound=1)
     flags.DEFINE_bool("baseline", True, "Also measure in-process throughput.")
+    flags.DEFINE_integer("batch", 0, "Images per request, sent to serving_batch; 0: one per serving_default "
+                         "request.", lower_bound=0)
+    flags.DEFINE_bool("compare_batching", False, "Run with one image per request, then --batch (at least 2) "
+                      "per serving_batch request, the same number of images in all; print both.")
     flags.DEFINE_bool("check", False, "Exit 1 unless the targets are met.")
     flags.DEFINE_float("max_rss_growth_mb", 300.0, "Target: server RSS growth below this.")
     flags.DEFINE_float("min_ratio", 0.8, "Target: served/in-process throughput at least this.")

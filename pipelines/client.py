@@ -6,9 +6,14 @@
   lmk-client --server=localhost:8500 --model=ct --format=mrk.json --output=answers/ case1.nii.gz
 
 Files are read here (DICOM, NIfTI, MetaImage, PNG/JPEG/BMP with --spacing); only
-the pixels and spacing travel. World coordinates use the file's origin and
-direction; --format=mrk.json or fcsv writes one 3D Slicer point list per image
-(as lmk-predict does).
+the pixels and spacing travel. With --send=encoded (the default) a JPEG or grey
+PNG goes as the file itself and other 2D pixel data as a lossless PNG, decoded by
+the model's serving_encoded signature; volumes, fractional or negative values and
+models without that signature get a float32 tensor, as --send=tensor always does.
+World coordinates use the file's origin and direction; --format=mrk.json or fcsv
+writes one 3D Slicer point list per image (as lmk-predict does).
+
+  lmk-client --server=dns:///lmk-serving-grpc:8500 --lb_policy=round_robin ...  # every pod
 """
 
 import sys
@@ -41,6 +46,14 @@ flags.DEFINE_float("timeout", 30.0, "Seconds each gRPC call may take (its deadli
 flags.DEFINE_string("ssl_ca_file", None,
                     "PEM certificate(s) to trust: talk TLS to a server started with "
                     "--ssl_cert_file (its certificate, or the CA that signed it).")
+flags.DEFINE_enum("send", "encoded", ["encoded", "tensor"],
+                  "How pixels travel: 'encoded' as PNG/JPEG bytes (the file itself where it is "
+                  "one) to serving_encoded where the model has it, else as a tensor; 'tensor' "
+                  "always float32 to serving_default.")
+flags.DEFINE_enum("lb_policy", None, ["pick_first", "round_robin"],
+                  "gRPC load balancing over the addresses --server resolves to: round_robin "
+                  "sends each call to the next one (a headless Service: --server=dns:///NAME:8500); "
+                  "default gRPC's pick_first, one connection to one server.")
 flags.DEFINE_integer("max_message_mb", MAX_REQUEST_MB,
                      "Largest message the channel sends or receives, MiB (as the server's "
                      "--max_request_mb).", lower_bound=1)
@@ -55,7 +68,7 @@ def main(argv):
     import os
 
     from lmk_tf.errors import RequestError
-    from lmk_tf.serving.inputs import read_files_for_model
+    from lmk_tf.io.model_input import encode_for_request, read_files_for_model
 
     answers.check_format(FLAGS.format, FLAGS.output, FLAGS.coordinate_system)
     if FLAGS.output:
@@ -66,14 +79,15 @@ def main(argv):
     from lmk_tf.serving.client import make_channel, make_stub, predict_image
 
     channel = make_channel(FLAGS.server, max_message_mb=FLAGS.max_message_mb,
-                           ssl_ca_file=FLAGS.ssl_ca_file)
+                           ssl_ca_file=FLAGS.ssl_ca_file, lb_policy=FLAGS.lb_policy)
     stub = make_stub(channel)
     results = []
     try:
         for path, image in images:
             try:
+                encoded = encode_for_request(path, image) if FLAGS.send == "encoded" else None
                 result = predict_image(stub, FLAGS.model, image, version=FLAGS.version,
-                                       timeout=FLAGS.timeout)
+                                       timeout=FLAGS.timeout, encoded=encoded)
             except RequestError as e:
                 raise RequestError(f"{path}: {e}") from None
             results.append({"file": path, **result})

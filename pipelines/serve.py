@@ -7,7 +7,9 @@ line or models.config moves between the two unchanged:
   lmk-serve --model_config_file=serving/models.config --port=8500 --rest_api_port=8501
 
 It prints one line when each model version becomes AVAILABLE and stops cleanly
-on SIGTERM or Ctrl-C.
+on SIGTERM or Ctrl-C. Prometheus metrics (TF Serving's request_count and
+request_latency, and per version and signature) are at
+http://HOST:REST_PORT/monitoring/prometheus/metrics.
 """
 
 import signal

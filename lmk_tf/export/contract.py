@@ -18,10 +18,17 @@ DEFAULT_SIGNATURE = "serving_default"
 INFO_SIGNATURE = "model_info"
 # The same inputs; every output of the graph, the uncertainty signals included (for calibration).
 DIAGNOSTICS_SIGNATURE = "diagnostics"
+# The outputs of `serving_default` with a leading batch dimension on every input and output
+# (images of one size per batch): what TF Serving's --enable_batching can merge along dim 0.
+BATCH_SIGNATURE = "serving_batch"
+# `serving_default` for a PNG or JPEG file decoded in the graph (2D models only).
+ENCODED_SIGNATURE = "serving_encoded"
 
 # Inputs of `serving_default`.
 IMAGE = "image"
 SPACING = "spacing"
+# Input of `serving_encoded` in place of `image`: the bytes of a PNG (8/16-bit) or JPEG file.
+IMAGE_BYTES = "image_bytes"
 
 # Outputs of `serving_default`, in this order: the landmarks (every version has them) and
 # their predicted error (versions exported since the uncertainty outputs were added).
@@ -39,6 +46,8 @@ MAX_WARMUP_RECORDS = 1000
 
 # Largest request or response message, MiB: a 512^3 float32 volume fits.
 MAX_REQUEST_MB = 512
+# Most pixels a `serving_encoded` file may decode to (checked from its header first).
+MAX_ENCODED_PIXELS = 64 * 2**20
 
 
 def signature_specs(ndim: int):
@@ -49,6 +58,23 @@ def signature_specs(ndim: int):
         tf.TensorSpec([None] * ndim + [1], tf.float32, name=IMAGE),
         tf.TensorSpec([ndim], tf.float32, name=SPACING),
     ]
+
+
+def batch_signature_specs(ndim: int):
+    """The inputs of `serving_batch`: B images of one size and their B spacings."""
+    import tensorflow as tf
+
+    return [
+        tf.TensorSpec([None] * (ndim + 1) + [1], tf.float32, name=IMAGE),
+        tf.TensorSpec([None, ndim], tf.float32, name=SPACING),
+    ]
+
+
+def encoded_signature_specs():
+    """The inputs of `serving_encoded`: one PNG/JPEG file (a scalar string) and its spacing."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec([], tf.string, name=IMAGE_BYTES), tf.TensorSpec([2], tf.float32, name=SPACING)]
 
 
 def read_model_info(version_dir: str, *, required: bool = True) -> dict:

@@ -20,15 +20,21 @@ import tensorflow as tf
 
 from lmk_tf.errors import ConfigError
 from lmk_tf.export.contract import (
+    BATCH_SIGNATURE,
     DEFAULT_SIGNATURE,
     DIAGNOSTICS_SIGNATURE,
+    ENCODED_SIGNATURE,
+    IMAGE,
+    IMAGE_BYTES,
     INFO_OUTPUT,
     INFO_SIGNATURE,
     MODEL_INFO_FILE,
     OUTPUT_KEYS,
+    SPACING,
     WARMUP_FILE,
     signature_specs,
 )
+from lmk_tf.export.signatures import batch_signature, encoded_signature
 from lmk_tf.export.warmup import warmup_requests, write_warmup_requests
 from lmk_tf.method.model_dir import assemble
 
@@ -36,7 +42,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class ServingModule(tf.Module):
-    """Holds the composed model, `serving_default` and the `model_info` signature.
+    """Holds the composed model and the signatures: `serving_default`, `serving_batch`,
+    `serving_encoded` (2D), `diagnostics` and `model_info`.
 
     `model_info` (no inputs, one string output) returns assets/model_info.json:
     TF Serving's GetModelMetadata lists only signatures, and this is how a gRPC
@@ -50,6 +57,15 @@ class ServingModule(tf.Module):
         self.serve = tf.function(self._serve, input_signature=signature_specs(pipeline.ndim))
         self.diagnose = tf.function(self._checked, input_signature=signature_specs(pipeline.ndim))
         self.info = tf.function(lambda: {INFO_OUTPUT: tf.constant(self.info_json)}, input_signature=[])
+        self.serve_batch = batch_signature(self.serve, pipeline.ndim)
+        self.serve_encoded = encoded_signature(self.serve) if pipeline.ndim == 2 else None
+
+    def signatures(self) -> dict:
+        """Signature name -> concrete function, as tf.saved_model.save takes them."""
+        functions = {DEFAULT_SIGNATURE: self.serve, BATCH_SIGNATURE: self.serve_batch,
+                     ENCODED_SIGNATURE: self.serve_encoded, INFO_SIGNATURE: self.info,
+                     DIAGNOSTICS_SIGNATURE: self.diagnose}
+        return {name: fn.get_concrete_function() for name, fn in functions.items() if fn is not None}
 
     def _serve(self, image, spacing):
         out = self._checked(image, spacing)
@@ -71,6 +87,24 @@ class ServingModule(tf.Module):
             return self.pipeline({"image": tf.identity(image), "spacing": tf.identity(spacing)})
 
 
+def warmup_for_all(name: str, image: np.ndarray, spacing, signatures):
+    """One warm-up request per image signature, so none pays its first-call set-up in a
+    client's request: serving_default, serving_batch (B=1), serving_encoded (an 8-bit PNG)."""
+    from tensorflow_serving.apis import predict_pb2
+
+    yield from warmup_requests(name, [(image, spacing)])
+    spacing = np.asarray(spacing, np.float32)
+    grey = np.clip(image * 32 + 128, 0, 255).astype(np.uint8)
+    inputs = {BATCH_SIGNATURE: {IMAGE: image[None], SPACING: spacing[None]},
+              ENCODED_SIGNATURE: {IMAGE_BYTES: tf.io.encode_png(grey).numpy(), SPACING: spacing}}
+    for signature in (s for s in inputs if s in signatures):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = name, signature
+        for key, value in inputs[signature].items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        yield request
+
+
 def next_version(base: str) -> int:
     """One more than the highest integer version directory under `base` (1 if none)."""
     versions = [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
@@ -90,6 +124,7 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
         "global_config": pipeline.global_config,
         "local_config": pipeline.local_config,
         "inputs": {"image": "float32 [*spatial, 1]", "spacing": f"float32 [{pipeline.ndim}] mm"},
+        "signatures": [DEFAULT_SIGNATURE, BATCH_SIGNATURE] + ([ENCODED_SIGNATURE] if pipeline.ndim == 2 else []),
         "outputs": list(OUTPUT_KEYS),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -134,11 +169,7 @@ def export(
     tmp = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        signatures = {
-            DEFAULT_SIGNATURE: module.serve.get_concrete_function(),
-            INFO_SIGNATURE: module.info.get_concrete_function(),
-            DIAGNOSTICS_SIGNATURE: module.diagnose.get_concrete_function(),
-        }
+        signatures = module.signatures()
         tf.saved_model.save(module, tmp, signatures=signatures)
         os.makedirs(os.path.dirname(os.path.join(tmp, MODEL_INFO_FILE)), exist_ok=True)
         with open(os.path.join(tmp, MODEL_INFO_FILE), "w") as f:
@@ -147,7 +178,7 @@ def export(
         shape = tuple(warmup_shape or ((256, 256) if ndim == 2 else (64, 64, 64)))
         spacing = warmup_spacing or [pipeline.global_config["spacing"] / 2.0] * ndim
         warm = np.random.default_rng(0).normal(size=shape + (1,)).astype(np.float32)
-        write_warmup_requests(os.path.join(tmp, WARMUP_FILE), warmup_requests(name, [(warm, spacing)]))
+        write_warmup_requests(os.path.join(tmp, WARMUP_FILE), warmup_for_all(name, warm, spacing, signatures))
         os.rename(tmp, final)
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,7 +11,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from lmk_tf.export.contract import DEFAULT_SIGNATURE, IMAGE, SPACING
+from lmk_tf.errors import ModelError
+from lmk_tf.export.contract import DEFAULT_SIGNATURE, IMAGE, MAX_WARMUP_RECORDS, SPACING
 
 
 def warmup_requests(model_name: str, examples):
@@ -38,3 +39,20 @@ def write_warmup_requests(path: str, requests) -> None:
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
             writer.write(entry.SerializeToString())
+
+
+def read_warmup_requests(path: str):
+    """The PredictRequests of a warm-up file (none if it is absent), refused as TF Serving
+    refuses them: more than MAX_WARMUP_RECORDS, or a record that is not a predict_log."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    if not os.path.isfile(path):
+        return
+    for count, record in enumerate(tf.data.TFRecordDataset(path), 1):
+        if count > MAX_WARMUP_RECORDS:
+            raise ModelError(f"{path}: more than {MAX_WARMUP_RECORDS} warm-up records")
+        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if entry.WhichOneof("log_type") != "predict_log":
+            raise ModelError(f"{path}: record {count} is a {entry.WhichOneof('log_type')}; "
+                             "only predict_log records are supported")
+        yield entry.predict_log.request

@@ -7,6 +7,7 @@ request reaches the file system: models are looked up among the configured ones.
 """
 
 import os
+import time
 from concurrent import futures
 
 import grpc
@@ -15,6 +16,7 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -23,7 +25,7 @@ from tensorflow_serving.apis import (
 from lmk_tf.errors import ConfigError
 from lmk_tf.export import contract
 from lmk_tf.serving.manager import check_model_config
-from lmk_tf.serving.validation import InvalidArgument, status_of
+from lmk_tf.serving.validation import InvalidArgument, ServingError, status_of
 
 
 def _spec(model_spec) -> tuple[str, int | None, str | None]:
@@ -50,7 +52,11 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
     def Predict(self, request, context):
         served = self.resolve(request.model_spec)
         signature_name = request.model_spec.signature_name or contract.DEFAULT_SIGNATURE
-        outputs = served.predict_protos(signature_name, request.inputs)
+        try:
+            outputs = served.predict_protos(signature_name, request.inputs)
+        except ServingError as e:
+            e.served_version = served.version  # metrics count a failure against the version that failed
+            raise
         for name in request.output_filter:
             if name not in outputs:
                 raise InvalidArgument(f"output_filter names unknown output {name!r}; the "
@@ -98,13 +104,19 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
 
 class _StatusCodes(grpc.ServerInterceptor):
     """Every failure answers with its status code; bytes that are not the request message are
-    INVALID_ARGUMENT naming it (grpcio alone answers INTERNAL, blaming the server)."""
+    INVALID_ARGUMENT naming it (grpcio alone answers INTERNAL, blaming the server). Each Predict
+    is counted and timed in `metrics` (a metrics.Metrics), as TF Serving's PredictionServiceImpl."""
+
+    def __init__(self, metrics=None):
+        self._metrics = metrics
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         parse, answer = handler.request_deserializer, handler.unary_unary
+        api = handler_call_details.method.rsplit("/", 1)[-1]
+        metrics = self._metrics if api == "Predict" else None
 
         def deserialize(data: bytes):
             try:
@@ -114,15 +126,24 @@ class _StatusCodes(grpc.ServerInterceptor):
                                        f"message: {e}")
 
         def unary_unary(request, context):
+            start, status, response, version = time.perf_counter(), "OK", None, 0
             try:
                 if isinstance(request, InvalidArgument):
                     raise request
-                return answer(request, context)
+                response = answer(request, context)
+                return response
             except NotImplementedError:  # Classify, Regress, MultiInference: UNIMPLEMENTED, as the base class set
                 raise
             except Exception as e:
-                code, message = status_of(e)
-                context.abort(getattr(grpc.StatusCode, code), message)
+                status, message = status_of(e)
+                version = getattr(e, "served_version", 0)
+                context.abort(getattr(grpc.StatusCode, status), message)
+            finally:
+                if metrics is not None:  # the answer's spec names the version that answered
+                    spec = getattr(request if response is None else response, "model_spec", model_pb2.ModelSpec())
+                    signature = spec.signature_name or contract.DEFAULT_SIGNATURE
+                    metrics.record(spec.name, api, "GRPC", status, time.perf_counter() - start,
+                                   version=version or spec.version.value, signature=signature)
 
         return handler._replace(request_deserializer=deserialize, unary_unary=unary_unary)
 
@@ -133,14 +154,15 @@ def address(host: str, port: int) -> str:
 
 def create_server(manager, *, host: str = "127.0.0.1", port: int = 8500, max_workers: int = 16,
                   max_message_mb: int = contract.MAX_REQUEST_MB, max_concurrent_requests: int = 64,
-                  tls=None, model_roots=None) -> tuple[grpc.Server, int]:
+                  tls=None, model_roots=None, metrics=None) -> tuple[grpc.Server, int]:
     """(gRPC server bound to host:port, not started, bound port). Messages over `max_message_mb`
     and requests over `max_concurrent_requests` (running or queued; 0 = no limit) get
-    RESOURCE_EXHAUSTED at once instead of piling up in memory. `tls`: a tls.ServerTls."""
+    RESOURCE_EXHAUSTED at once instead of piling up in memory. `tls`: a tls.ServerTls;
+    `metrics`: a metrics.Metrics that counts and times each Predict."""
     limit = int(max_message_mb * 2**20)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[_StatusCodes()], maximum_concurrent_rpcs=max_concurrent_requests or None,
+        interceptors=[_StatusCodes(metrics)], maximum_concurrent_rpcs=max_concurrent_requests or None,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                  ("grpc.so_reuseport", 0)],
     )

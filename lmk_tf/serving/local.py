@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from lmk_tf.export.contract import DEFAULT_SIGNATURE, IMAGE, SPACING
+from lmk_tf.export.results import shape_results
 from lmk_tf.image import Image
 from lmk_tf.serving import servable
-from lmk_tf.serving.client import shape_results
 from lmk_tf.serving.validation import Limits
 
 

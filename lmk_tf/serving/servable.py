@@ -12,6 +12,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from lmk_tf.errors import ModelError
 from lmk_tf.export import contract
+from lmk_tf.export.layout import is_complete_version_dir, list_versions, resolve_model_dir  # noqa: F401
+from lmk_tf.export.warmup import read_warmup_requests
 from lmk_tf.serving import validation
 
 log = logging.getLogger(__name__)
@@ -54,36 +56,6 @@ class ServedVersion:
         return validation.call(fn, validation.from_values(spec, inputs, self.limits, cast=cast))
 
 
-def is_complete_version_dir(path: str) -> bool:
-    """A version directory worth trying: saved_model.pb is there (written last by exporters)."""
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-def list_versions(base_path: str) -> dict[int, str]:
-    """Integer-named subdirectories holding saved_model.pb: version -> path."""
-    try:
-        entries = os.listdir(base_path)
-    except OSError:
-        return {}
-    # TF Serving ignores anything not a plain non-negative integer (e.g. '1.tmp').
-    paths = {int(e): os.path.join(base_path, e) for e in entries if e.isdigit()}
-    return {v: p for v, p in paths.items() if is_complete_version_dir(p)}
-
-
-def resolve_model_dir(path: str) -> tuple[str, int]:
-    """A version dir, or a base dir (-> its highest version): (dir, version)."""
-    if not os.path.isdir(path):
-        raise ModelError(f"{path}: no such model directory")
-    if is_complete_version_dir(path):
-        base = os.path.basename(os.path.normpath(path))
-        return path, int(base) if base.isdigit() else 0
-    versions = list_versions(path)
-    if not versions:
-        raise ModelError(f"{path}: neither a SavedModel (no saved_model.pb) nor a base directory "
-                         "with integer version subdirectories")
-    return versions[max(versions)], max(versions)
-
-
 def load_version(path: str, *, name: str = "", version: int = 0,
                  limits: validation.Limits = validation.Limits(), warmup: bool = True) -> ServedVersion:
     """Load a SavedModel version directory, then replay its warm-up requests."""
@@ -108,25 +80,13 @@ def load_version(path: str, *, name: str = "", version: int = 0,
 
 
 def replay_warmup(served: ServedVersion) -> int:
-    """Run the version's warm-up file (TFRecord of PredictionLog) once; returns the count. A failing
-    record fails the load, as in TF Serving: a model that cannot answer it must not be AVAILABLE."""
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    warmup_path = os.path.join(served.path, contract.WARMUP_FILE)
-    if not os.path.isfile(warmup_path):
-        return 0
-    count = 0
-    for count, record in enumerate(tf.data.TFRecordDataset(warmup_path), 1):
-        if count > contract.MAX_WARMUP_RECORDS:
-            raise ModelError(f"{warmup_path}: more than {contract.MAX_WARMUP_RECORDS} warm-up records")
-        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        if entry.WhichOneof("log_type") != "predict_log":
-            raise ModelError(f"{warmup_path}: record {count} is a {entry.WhichOneof('log_type')}; "
-                             "only predict_log records are supported")
+    """Run the version's warm-up requests once; returns the count. A failing one fails the
+    load, as in TF Serving: a model that cannot answer it must not be AVAILABLE."""
+    path, count = os.path.join(served.path, contract.WARMUP_FILE), 0
+    for count, request in enumerate(read_warmup_requests(path), 1):
         try:
-            served.predict_protos(entry.predict_log.request.model_spec.signature_name,
-                                  entry.predict_log.request.inputs)
+            served.predict_protos(request.model_spec.signature_name, request.inputs)
         except Exception as e:
-            raise ModelError(f"{warmup_path}: warm-up record {count} failed: {e}") from None
-    log.info("replayed %d warm-up requests from %s", count, warmup_path)
+            raise ModelError(f"{path}: warm-up record {count} failed: {e}") from None
+    log.info("replayed %d warm-up requests from %s", count, path)
     return count

@@ -44,6 +44,7 @@ def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout)
     """Serve until `stop` is set; prints the address and each version's state to `out`."""
     from lmk_tf.serving.grpc_server import address, create_server
     from lmk_tf.serving.manager import AVAILABLE, ModelManager, config_from_flags, read_model_config
+    from lmk_tf.serving.metrics import Metrics
     from lmk_tf.serving.rest_server import create_rest_server
     from lmk_tf.serving.tls import server_tls
 
@@ -70,7 +71,8 @@ def run_server(options: ServerOptions, stop: threading.Event, *, out=sys.stdout)
                            file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
                            config_poll_wait_seconds=options.model_config_file_poll_wait_seconds,
                            limits=Limits(max_elements=options.max_image_elements), on_event=on_event)
-    shared = dict(max_concurrent_requests=options.max_concurrent_requests, tls=tls, host=options.host)
+    shared = dict(max_concurrent_requests=options.max_concurrent_requests, tls=tls, host=options.host,
+                  metrics=Metrics())
     grpc_server, port = create_server(manager, port=options.port, max_workers=options.grpc_max_threads,
                                       max_message_mb=options.max_request_mb, model_roots=roots, **shared)
     where["grpc"] = address(options.host, port)

@@ -33,3 +33,41 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class InProcessServer:
+    """lmk-serve's gRPC and REST servers and metrics in this process, on loopback ports, for
+    one model `name` served from `base`: real sockets, a real manager, no subprocess start-up."""
+
+    def __init__(self, base: str, name: str = "toy"):
+        import threading
+
+        from lmk_tf.serving.grpc_server import create_server
+        from lmk_tf.serving.manager import ModelManager, config_from_flags
+        from lmk_tf.serving.metrics import Metrics
+        from lmk_tf.serving.rest_server import create_rest_server
+
+        self.metrics = Metrics()
+        self.manager = ModelManager(config_from_flags(name, base), file_system_poll_wait_seconds=0)
+        self.manager.start()
+        self.grpc, port = create_server(self.manager, port=0, max_workers=4, metrics=self.metrics)
+        self.grpc.start()
+        self.rest = create_rest_server(self.manager, port=0, metrics=self.metrics)
+        threading.Thread(target=self.rest.serve_forever, daemon=True).start()
+        self.address, self.rest_url = f"127.0.0.1:{port}", f"http://127.0.0.1:{self.rest.server_address[1]}"
+
+    def stop(self):
+        self.rest.shutdown()
+        self.rest.server_close()
+        self.grpc.stop(grace=None).wait()
+        self.manager.stop()
+
+
+@pytest.fixture(scope="module")
+def toy_server(tmp_path_factory, toy_export):
+    """An in-process server of the 2D toy model as "toy", version 1."""
+    base = str(tmp_path_factory.mktemp("in_process") / "toy")
+    install_version(toy_export["2d"], base, 1)
+    server = InProcessServer(base)
+    yield server
+    server.stop()

@@ -182,7 +182,7 @@ def test_client_predict_image_adds_names_and_world_coordinates(server):
     np.testing.assert_allclose(centre["world"], [19.0, -3.25])
     csv_text = answers.format_text({"file": "a.png", **result}, "csv")
     assert csv_text.splitlines()[0] == ("file,landmark,present,confidence,index_row,index_col,"
-                                        "mm_row,mm_col,world_x,world_y")
+                                        "mm_row,mm_col,world_x,world_y,expected_error_mm,radius90_mm,review")
     assert csv_text.splitlines()[3].startswith("a.png,centre,1,0.5,3.5,4.5,1.75,9,19,-3.25")
 
 

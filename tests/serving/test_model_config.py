@@ -85,9 +85,11 @@ def test_batching_parameters_parse_and_are_consistent():
     params = text_format.Parse(_read("batching_parameters.txt"), BatchingParameters())
     assert params.max_batch_size.value == 8
     sizes = list(params.allowed_batch_sizes)
-    # TF Serving's rules: increasing, and the last equals max_batch_size.
-    assert sizes == sorted(sizes) and sizes[-1] == params.max_batch_size.value
+    # TF Serving's rules when given: increasing, and the last equals max_batch_size.
+    assert sizes == sorted(sizes) and (not sizes or sizes[-1] == params.max_batch_size.value)
     assert params.num_batch_threads.value >= 1
+    # Padding would change answers (rows of another image) or cost whole predictions.
+    assert not params.pad_variable_length_inputs and not sizes
 
 
 def test_the_test_batching_proto_rejects_unknown_fields():

@@ -14,6 +14,8 @@ else runs, and also max(image) < 1e6, a check the server cannot know of.
 ``model_info`` (no inputs) returns assets/model_info.json as a string, which
 is how clients get landmark names from a server; ``encode`` returns the image
 as ``png_bytes`` (binary) and its ``format`` ("png"), for string outputs.
+``serving_batch`` and (2D) ``serving_encoded`` are built around ``serving_default``
+by lmk_tf.export.signatures, as every export's are.
 """
 
 from __future__ import annotations
@@ -109,12 +111,14 @@ def export_toy_model(
 ) -> str:
     """Write the toy SavedModel to `version_dir` (e.g. base/1); returns it."""
     info = {"landmark_names": list(names), "ndim": ndim, "toy": True}
+    from lmk_tf.export.signatures import batch_signature, encoded_signature
+
     module = ToyLandmarks(ndim, json.dumps(info))
-    tf.saved_model.save(
-        module,
-        version_dir,
-        signatures={"serving_default": module.serve, "model_info": module.info, "encode": module.encode},
-    )
+    signatures = {"serving_default": module.serve, "model_info": module.info, "encode": module.encode,
+                  "serving_batch": batch_signature(module.serve, ndim)}
+    if ndim == 2:
+        signatures["serving_encoded"] = encoded_signature(module.serve)
+    tf.saved_model.save(module, version_dir, signatures=signatures)
     os.makedirs(os.path.join(version_dir, "assets"), exist_ok=True)
     with open(os.path.join(version_dir, "assets", "model_info.json"), "w") as f:
         json.dump(info, f)
