@@ -107,13 +107,8 @@ def write_plots(directory, expected, errors, pooled):
     top = max(max(p), max(a)) * 1.1
     ax.plot([0, top], [0, top], color="0.7", lw=1, label="ideal")
     ax.plot(p, a, "o-", label="binned (10 equal-count bins)")
-    ax.set_xlabel("predicted error (mm)")
-    ax.set_ylabel("actual mean error (mm)")
-    ax.set_title("Calibration of expected_error_mm (out of fold)")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(directory, "calibration.png"))
-    plt.close(fig)
+    _save(plt, fig, ax, os.path.join(directory, "calibration.png"), "predicted error (mm)",
+          "actual mean error (mm)", "Calibration of expected_error_mm (out of fold)")
 
     order = np.argsort(expected)
     kept = np.arange(1, len(order) + 1) / len(order)
@@ -122,12 +117,17 @@ def write_plots(directory, expected, errors, pooled):
     fig, ax = plt.subplots(figsize=(4.5, 4), dpi=120)
     ax.plot(100 * kept, mre, label="set aside by expected_error_mm")
     ax.plot(100 * kept, oracle, "--", color="0.6", label="oracle (by the actual error)")
-    ax.set_xlabel("landmarks kept (%)")
-    ax.set_ylabel("MRE of the kept landmarks (mm)")
-    ax.set_title("Risk-coverage")
+    _save(plt, fig, ax, os.path.join(directory, "risk_coverage.png"), "landmarks kept (%)",
+          "MRE of the kept landmarks (mm)", "Risk-coverage")
+
+
+def _save(plt, fig, ax, path, xlabel, ylabel, title):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(directory, "risk_coverage.png"))
+    fig.savefig(path)
     plt.close(fig)
 
 
