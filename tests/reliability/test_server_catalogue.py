@@ -6,10 +6,8 @@ cases are cheap. After every hostile request the server must still answer a
 good one correctly; at the end it must stop cleanly on SIGTERM.
 """
 
-import json
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -28,7 +26,6 @@ from tensorflow_serving.apis import (
 
 from lmk_tf.serving.grpc_server import create_server
 from lmk_tf.serving.manager import ModelManager, config_from_flags
-from lmk_tf.serving.rest_server import create_rest_server
 from tests.serving.conftest import free_port, install_version, toy_export  # noqa: F401 - fixture
 from tests.serving.server_process import ServerProcess
 from tests.serving.toy_model import expected
@@ -374,41 +371,6 @@ def test_requests_over_the_concurrency_limit_are_resource_exhausted():
         manager.release.set()
         channel.close()
         grpc_server.stop(grace=1).wait()
-
-
-def test_rest_requests_over_the_concurrency_limit_are_503(tmp_path, toy_export):  # noqa: F811
-    base = str(tmp_path / "toy")
-    install_version(toy_export["2d"], base, 1)
-    manager = ModelManager(config_from_flags("toy", base), file_system_poll_wait_seconds=0, warmup=False)
-    manager.start()
-    rest = create_rest_server(manager, port=0, max_concurrent_requests=1)
-    threading.Thread(target=rest.serve_forever, daemon=True).start()
-    port = rest.server_address[1]
-    body = json.dumps({"inputs": {"image": good_image().tolist(), "spacing": [0.5, 0.25]}}).encode()
-    try:
-        # The slot is taken before the body is read (bodies in memory are bounded too):
-        # a client that has sent half of its body holds it, deterministically.
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
-            slow.sendall(f"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
-                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
-            deadline = time.monotonic() + 30
-            while True:
-                code, answer = rest_status({"rest": f"http://127.0.0.1:{port}"}, "/v1/models/toy:predict", body)
-                if code == 503 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)  # the slow request may not have reached the server yet
-            assert code == 503 and b"--max_concurrent_requests" in answer, (code, answer)
-            slow.sendall(body[10:])
-            reply = slow.makefile("rb").read()
-        assert reply.startswith(b"HTTP/1.0 200") or reply.startswith(b"HTTP/1.1 200"), reply[:200]
-        answer = json.loads(reply.split(b"\r\n\r\n", 1)[1])
-        want = expected(good_image()[..., 0], [0.5, 0.25])["landmarks_mm"]
-        np.testing.assert_allclose(answer["outputs"]["landmarks_mm"], want, rtol=1e-5, atol=1e-5)
-        assert rest_status({"rest": f"http://127.0.0.1:{port}"}, "/v1/models/toy:predict", body)[0] == 200
-    finally:
-        rest.shutdown()
-        rest.server_close()
-        manager.stop()
 
 
 def test_in_process_server_allows_reload_paths_only_when_told(tmp_path, toy_export):  # noqa: F811
