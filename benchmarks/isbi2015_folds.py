@@ -42,7 +42,6 @@ def main(argv):
         sources = [os.path.join(r, "errors.csv") for r in FLAGS.reports]
     all_errors, all_ids, names = [], [], None
     for path in sources:
-        report = path
         if not os.path.exists(path):
             raise SystemExit(f"isbi2015_folds: {path} not found (train and evaluate that fold first)")
         try:
@@ -57,7 +56,7 @@ def main(argv):
             raise SystemExit(f"isbi2015_folds: {path} repeats held-out images {sorted(overlap)[:3]}")
         all_ids += ids
         all_errors.append(errors)
-        print(f"{report}: {format_summary(summarize(errors, names))}")
+        print(f"{path}: {format_summary(summarize(errors, names))}")
     pooled = summarize(np.concatenate(all_errors), names)
     print(f"pooled: {format_summary(pooled, per_landmark=True)}")
     o = pooled["overall"]

@@ -24,7 +24,7 @@ from lmk_tf.method.layers import (
     decode_displacement,
 )
 from lmk_tf.method.networks import with_logits
-from lmk_tf.method.preprocess import pad_to_multiple, resampled_size
+from lmk_tf.method.preprocess import pad_to_multiple, resampled_geometry
 from lmk_tf.method.uncertainty import apply_calibration, default_calibration, vote_spread
 from lmk_tf.method.windows import intensity_stats, normalised_resample, normalised_windows
 
@@ -118,9 +118,7 @@ class GlobalToLocal(keras.Model):
         g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
         g_mass = tf.reduce_sum(tf.sigmoid(tf.reshape(out["classification"], [-1, num_landmarks])), axis=0)
 
-        size_in = tf.shape(image)[:-1]
-        l_scale = tf.cast(size_in, tf.float32) / tf.cast(resampled_size(size_in, spacing, loc.spacing), tf.float32)
-        l_off = (l_scale - 1.0) / 2.0
+        _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, loc.spacing)
         confidence = g_conf[0]
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale

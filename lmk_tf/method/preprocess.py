@@ -29,7 +29,14 @@ def resampled_size(size, spacing, target_spacing):
     return tf.cast(tf.maximum(n, 1.0), tf.int32)
 
 
-def _resize_axes(image, size):
+def resampled_geometry(size_in, spacing, target_spacing):
+    """(size_out, scale, offset) of resampling: input index = offset + scale * output index."""
+    size_out = resampled_size(size_in, spacing, target_spacing)
+    scale = tf.cast(size_in, tf.float32) / tf.cast(size_out, tf.float32)
+    return size_out, scale, (scale - 1.0) / 2.0
+
+
+def resize_axes(image, size):
     """Resizes the two middle axes of a [N, A, B, C] tensor (area-averaged when shrinking)."""
     return tf.image.resize(image, size, method="bilinear", antialias=True)
 
@@ -49,18 +56,15 @@ def resample(image, spacing, target_spacing):
     ndim = image.shape.rank - 1
     spacing = tf.cast(tf.reshape(spacing, [ndim]), tf.float32)
     target = tf.broadcast_to(tf.cast(target_spacing, tf.float32), [ndim])
-    size_in = tf.shape(image)[:-1]
-    size_out = resampled_size(size_in, spacing, target)
+    size_out, scale, offset = resampled_geometry(tf.shape(image)[:-1], spacing, target)
     if ndim == 2:
-        out = _resize_axes(image[None], size_out)[0]
+        out = resize_axes(image[None], size_out)[0]
     else:
         # Separable: in-plane first (slices as batch), then along the slice axis.
-        x = _resize_axes(image, size_out[1:])
+        x = resize_axes(image, size_out[1:])
         x = tf.transpose(x, [1, 0, 2, 3])
-        x = _resize_axes(x, tf.stack([size_out[0], size_out[2]]))
+        x = resize_axes(x, tf.stack([size_out[0], size_out[2]]))
         out = tf.transpose(x, [1, 0, 2, 3])
-    scale = tf.cast(size_in, tf.float32) / tf.cast(size_out, tf.float32)
-    offset = (scale - 1.0) / 2.0
     return out, scale, offset
 
 

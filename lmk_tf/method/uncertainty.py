@@ -77,7 +77,7 @@ def apply_calibration(signals: dict, calibration: dict):
     return expected, expected * float(calibration["q90"])
 
 
-def _design(features: np.ndarray, names) -> np.ndarray:
+def _design(features: np.ndarray) -> np.ndarray:
     return np.log(np.asarray(features, np.float64) + EPS)
 
 
@@ -93,7 +93,7 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
     features, landmark, errors = np.asarray(features, np.float64), np.asarray(landmark), np.asarray(errors)
     if len(errors) < 20:
         raise ValueError(f"a calibration needs at least 20 predictions, got {len(errors)}")
-    x = _design(features, FEATURES)
+    x = _design(features)
     onehot = np.eye(num_landmarks)[landmark]
     a = np.concatenate([onehot, x], axis=1)
     y = np.log(errors + EPS)
@@ -124,7 +124,7 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
 
 def predict_error(features: np.ndarray, landmark: np.ndarray, calibration: dict):
     """numpy twin of `apply_calibration` for fitted rows: (expected_error_mm, radius90_mm)."""
-    x = _design(features, FEATURES)
+    x = _design(features)
     log_err = np.asarray(calibration["intercepts"])[np.asarray(landmark)] + x @ np.asarray(calibration["weights"])
     expected = np.maximum(np.exp(log_err) * calibration["smear"] - EPS, 0.01)
     return expected, expected * calibration["q90"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from lmk_tf.method.preprocess import CLIP, resampled_size
+from lmk_tf.method.preprocess import CLIP, resampled_geometry, resampled_size, resize_axes
 
 
 def _per_slice(x, fn, element_shape):
@@ -58,11 +58,6 @@ def normalise_with(x, stats):
     return tf.clip_by_value((tf.cast(x, tf.float32) - mean) / tf.maximum(std, 1e-6), -CLIP, CLIP)
 
 
-def _resize(images, size):
-    # Exactly preprocess.resample's resize: bilinear, antialiased when shrinking.
-    return tf.image.resize(images, size, method="bilinear", antialias=True)
-
-
 def normalised_resample(image, spacing, target_spacing, stats):
     """`resample(normalise_intensity(image), spacing, target_spacing)`, slice by slice in 3D.
 
@@ -71,18 +66,16 @@ def normalised_resample(image, spacing, target_spacing, stats):
     ndim = image.shape.rank - 1
     spacing = tf.cast(tf.reshape(spacing, [ndim]), tf.float32)
     target = tf.broadcast_to(tf.cast(target_spacing, tf.float32), [ndim])
-    size_in = tf.shape(image)[:-1]
-    size_out = resampled_size(size_in, spacing, target)
+    size_out, scale, offset = resampled_geometry(tf.shape(image)[:-1], spacing, target)
     if ndim == 2:
-        out = _resize(normalise_with(image, stats)[None], size_out)[0]
+        out = resize_axes(normalise_with(image, stats)[None], size_out)[0]
     else:
         # The in-plane pass treats slices independently, so one at a time gives the same values.
-        inplane = _per_slice(image, lambda s: _resize(normalise_with(s, stats)[None], size_out[1:])[0],
+        inplane = _per_slice(image, lambda s: resize_axes(normalise_with(s, stats)[None], size_out[1:])[0],
                              tf.TensorShape([None, None, image.shape[-1]]))
-        x = _resize(tf.transpose(inplane, [1, 0, 2, 3]), tf.stack([size_out[0], size_out[2]]))
+        x = resize_axes(tf.transpose(inplane, [1, 0, 2, 3]), tf.stack([size_out[0], size_out[2]]))
         out = tf.transpose(x, [1, 0, 2, 3])
-    scale = tf.cast(size_in, tf.float32) / tf.cast(size_out, tf.float32)
-    return out, scale, (scale - 1.0) / 2.0
+    return out, scale, offset
 
 
 def _scale_translate(images, size, scale, translation):
