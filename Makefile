@@ -19,9 +19,12 @@ $(STAMP): requirements.txt setup.py
 	@touch $(STAMP)
 
 # The suite, after the two static checks: the layering contract (.importlinter)
-# and lint (ruff.toml). Either failing fails `make test`, and so CI.
+# and lint (ruff.toml). Either failing fails `make test`, and so CI. The tests run
+# in TEST_WORKERS processes (pytest-xdist; auto = one per core): most of their time is
+# TensorFlow start-up and tracing in subprocesses, which overlap well.
+TEST_WORKERS ?= auto
 test: install lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist=worksteal tests
 
 lint: install
 	$(VENV)/bin/lint-imports

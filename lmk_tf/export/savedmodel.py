@@ -52,23 +52,36 @@ class ServingModule(tf.Module):
 
     def __init__(self, pipeline, info_json: str):
         super().__init__(name="lmk_serving")
-        self.pipeline = pipeline
+        # The Keras model itself is no child of this module, only its variables: as a
+        # child, tf.saved_model.save traces its call three more times for nothing
+        # (the signatures are all a server loads), which is most of an export's time.
+        self._pipeline = lambda: pipeline  # not tracked, unlike an attribute, list or tuple
+        self.model_variables = list(pipeline.variables)
         self.info_json = info_json
-        self.serve = tf.function(self._serve, input_signature=signature_specs(pipeline.ndim))
-        self.diagnose = tf.function(self._checked, input_signature=signature_specs(pipeline.ndim))
-        self.info = tf.function(lambda: {INFO_OUTPUT: tf.constant(self.info_json)}, input_signature=[])
-        self.serve_batch = batch_signature(self.serve, pipeline.ndim)
-        self.serve_encoded = encoded_signature(self.serve) if pipeline.ndim == 2 else None
+        # Each signature is traced once, here, and kept as a concrete function: the graph
+        # in `diagnose`, which the others call. (A tf.function attribute is traced again by
+        # tf.saved_model.save, and one called inside another is traced again too.)
+        specs = signature_specs(pipeline.ndim)
+        self.diagnose = tf.function(self._checked, input_signature=specs).get_concrete_function()
+        self.serve = tf.function(self._serve, input_signature=specs).get_concrete_function()
+        self.info = tf.function(lambda: {INFO_OUTPUT: tf.constant(self.info_json)},
+                                input_signature=[]).get_concrete_function()
+        self.serve_batch = batch_signature(self.serve, pipeline.ndim).get_concrete_function()
+        self.serve_encoded = encoded_signature(self.serve).get_concrete_function() if pipeline.ndim == 2 else None
+
+    @property
+    def pipeline(self):
+        return self._pipeline()
 
     def signatures(self) -> dict:
         """Signature name -> concrete function, as tf.saved_model.save takes them."""
         functions = {DEFAULT_SIGNATURE: self.serve, BATCH_SIGNATURE: self.serve_batch,
                      ENCODED_SIGNATURE: self.serve_encoded, INFO_SIGNATURE: self.info,
                      DIAGNOSTICS_SIGNATURE: self.diagnose}
-        return {name: fn.get_concrete_function() for name, fn in functions.items() if fn is not None}
+        return {name: fn for name, fn in functions.items() if fn is not None}
 
     def _serve(self, image, spacing):
-        out = self._checked(image, spacing)
+        out = self.diagnose(image=image, spacing=spacing)
         return {k: out[k] for k in OUTPUT_KEYS}
 
     def _checked(self, image, spacing):

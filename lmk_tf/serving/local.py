@@ -8,6 +8,7 @@ import numpy as np
 
 from lmk_tf.export.contract import DEFAULT_SIGNATURE, IMAGE, SPACING
 from lmk_tf.export.results import shape_results
+from lmk_tf.export.tensors import aligned
 from lmk_tf.image import Image
 from lmk_tf.serving import servable
 from lmk_tf.serving.validation import Limits
@@ -29,7 +30,7 @@ class LocalModel:
 
     def predict_image(self, image: Image, *, names: Sequence[str] | None = None) -> dict[str, Any]:
         """Landmarks for one image, shaped exactly like `client.predict_image`."""
-        outputs = self.predict({IMAGE: np.asarray(image.array, np.float32)[..., np.newaxis],
+        outputs = self.predict({IMAGE: aligned(image.array, np.float32)[..., np.newaxis],
                                 SPACING: np.asarray(image.spacing, np.float32)})
         return shape_results(outputs, image, names if names is not None else self.landmark_names,
                              model={"path": self.path, "version": self.version})

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from lmk_tf.errors import LmkError, RequestError
+from lmk_tf.export.tensors import aligned, as_tensor
 
 
 class ServingError(RequestError):
@@ -103,7 +104,8 @@ def _check_names(spec: SignatureSpec, names) -> None:
 
 
 def _finite(name: str, array: np.ndarray) -> np.ndarray:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    # min and max are NaN when any value is, and show an inf: no CT-sized boolean temporary.
+    if array.dtype.kind == "f" and array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
         bad = np.argwhere(~np.isfinite(array))
         raise InvalidArgument(f"input {name!r} has {len(bad)} non-finite values (NaN or inf), "
                               f"the first at index {bad[0].tolist()}")
@@ -124,7 +126,8 @@ def from_protos(spec: SignatureSpec, protos: Mapping[str, Any], limits: Limits =
         shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
         check(name, spec.inputs[name], dtype, shape, limits)
         try:
-            array = tf.make_ndarray(proto).reshape(shape)
+            array = (aligned(np.frombuffer(proto.tensor_content, tf.as_dtype(proto.dtype).as_numpy_dtype)
+                             .reshape(shape)) if proto.tensor_content else tf.make_ndarray(proto).reshape(shape))
         except Exception:
             raise InvalidArgument(f"input {name!r}: tensor content does not match shape {_text(shape)}") from None
         arrays[name] = _finite(name, array)
@@ -157,7 +160,7 @@ _ASSERT = re.compile(r"assertion failed: \[(.*?)\](?: \[Condition[^\]]*\] \[x \(
 def call(fn, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run a loaded signature on checked inputs; TensorFlow errors become status codes."""
     try:
-        outputs = fn(**{name: tf.constant(value) for name, value in arrays.items()})
+        outputs = fn(**{name: as_tensor(value) for name, value in arrays.items()})
         return {name: np.asarray(tensor.numpy()) for name, tensor in outputs.items()}
     except tf.errors.InvalidArgumentError as e:
         if failed := _ASSERT.search(e.message):

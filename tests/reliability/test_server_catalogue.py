@@ -6,8 +6,10 @@ cases are cheap. After every hostile request the server must still answer a
 good one correctly; at the end it must stop cleanly on SIGTERM.
 """
 
+import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -26,6 +28,7 @@ from tensorflow_serving.apis import (
 
 from lmk_tf.serving.grpc_server import create_server
 from lmk_tf.serving.manager import ModelManager, config_from_flags
+from lmk_tf.serving.rest_server import create_rest_server
 from tests.serving.conftest import free_port, install_version, toy_export  # noqa: F401 - fixture
 from tests.serving.server_process import ServerProcess
 from tests.serving.toy_model import expected
@@ -371,6 +374,49 @@ def test_requests_over_the_concurrency_limit_are_resource_exhausted():
         manager.release.set()
         channel.close()
         grpc_server.stop(grace=1).wait()
+
+
+def _wait_until_taken(slots: threading.Semaphore, seconds: float = 30) -> bool:
+    """True once a request holds the server's only slot (polled: the slot is the fact under test)."""
+    deadline = time.monotonic() + seconds
+    while slots._value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return slots._value == 0
+
+
+def test_rest_requests_over_the_concurrency_limit_are_503():
+    manager = _BlockingManager()
+    rest = create_rest_server(manager, port=0, max_concurrent_requests=1)
+    threading.Thread(target=rest.serve_forever, daemon=True).start()
+    url, slots = f"http://127.0.0.1:{rest.server_address[1]}", rest.RequestHandlerClass.slots
+    body = json.dumps({"inputs": {"image": good_image().tolist(), "spacing": [0.5, 0.25]}}).encode()
+    try:
+        # A request inside the model holds the only slot: the next one is refused, not queued.
+        first = threading.Thread(target=rest_status, args=({"rest": url}, "/v1/models/toy:predict", body))
+        first.start()
+        assert manager.entered.wait(30), "the first request never reached the model"
+        code, answer = rest_status({"rest": url}, "/v1/models/toy:predict", body)
+        assert code == 503 and b"--max_concurrent_requests" in answer, (code, answer)
+        manager.release.set()
+        first.join(30)
+        assert slots._value == 1  # released once answered
+
+        # The slot is taken before the body is read, so a client that has sent half of
+        # its body holds it too (bodies held in memory are bounded by the limit).
+        with socket.create_connection(("127.0.0.1", rest.server_address[1]), timeout=30) as slow:
+            slow.sendall(f"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+            assert _wait_until_taken(slots), "a half-sent request never took the slot"
+            code, answer = rest_status({"rest": url}, "/v1/models/toy:predict", body)
+            assert code == 503 and b"--max_concurrent_requests" in answer, (code, answer)
+            slow.sendall(body[10:])
+            reply = slow.makefile("rb").read()
+        assert reply.split(b"\r\n", 1)[0].split()[1] == b"404", reply[:200]  # answered once whole
+        assert rest_status({"rest": url}, "/v1/models/toy:predict", body)[0] == 404
+    finally:
+        manager.release.set()
+        rest.shutdown()
+        rest.server_close()
 
 
 def test_in_process_server_allows_reload_paths_only_when_told(tmp_path, toy_export):  # noqa: F811
