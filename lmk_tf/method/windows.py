@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from lmk_tf.method.preprocess import CLIP, resampled_geometry, resampled_size, resize_axes
+from lmk_tf.method.preprocess import CLIP, resampled_geometry, resampled_size, resize_axes, resize_first_axis
 
 
 def _per_slice(x, fn, element_shape):
@@ -73,8 +73,7 @@ def normalised_resample(image, spacing, target_spacing, stats):
         # The in-plane pass treats slices independently, so one at a time gives the same values.
         inplane = _per_slice(image, lambda s: resize_axes(normalise_with(s, stats)[None], size_out[1:])[0],
                              tf.TensorShape([None, None, image.shape[-1]]))
-        x = resize_axes(tf.transpose(inplane, [1, 0, 2, 3]), tf.stack([size_out[0], size_out[2]]))
-        out = tf.transpose(x, [1, 0, 2, 3])
+        out = resize_first_axis(inplane, size_out[0])
     return out, scale, offset
 
 
