@@ -145,3 +145,17 @@ def test_model_info_signature_carries_the_landmark_names(exported):
     info = json.loads(fn()["model_info"].numpy().decode())
     assert info["landmark_names"] == read_model_info(exported)["landmark_names"]
 
+
+
+def test_an_export_traces_the_graph_once(tiny_model_dir, tmp_path, monkeypatch):
+    # Each trace of the whole graph costs seconds; signatures that retrace it (or
+    # tf.saved_model.save tracing the Keras model again) made exports 5x slower.
+    from lmk_tf.method.graph import GlobalToLocal
+
+    traces = []
+    original = GlobalToLocal.call
+    monkeypatch.setattr(GlobalToLocal, "call", lambda self, inputs: traces.append(1) or original(self, inputs))
+    saved = export(tiny_model_dir, str(tmp_path / "once"))
+    assert len(traces) == 1
+    assert set(servable.load_version(saved, warmup=True).signatures) == {
+        "serving_default", "serving_batch", "serving_encoded", "diagnostics", "model_info"}
