@@ -137,27 +137,25 @@ def zero_axis_nifti(d) -> str:
     return _nifti_header_only(os.path.join(d, "zero.nii"), (0, 16, 16))
 
 
-def huge_metaimage_header(d) -> str:
-    path = os.path.join(d, "huge.mhd")
+def _metaimage(d, name: str, dim_size: str, data: bytes) -> str:
+    """A float MetaImage `name`.mhd whose header says `dim_size`, with `data` as its .raw file."""
+    path = os.path.join(d, f"{name}.mhd")
     with open(path, "w") as f:
-        f.write("ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 100000\n"
+        f.write(f"ObjectType = Image\nNDims = 3\nDimSize = {dim_size}\n"
                 "ElementType = MET_FLOAT\nElementSpacing = 1 1 1\n"
-                "ElementDataFile = huge.raw\n")
-    with open(os.path.join(d, "huge.raw"), "wb") as f:
-        f.write(b"\0" * 16)
+                f"ElementDataFile = {name}.raw\n")
+    with open(os.path.join(d, f"{name}.raw"), "wb") as f:
+        f.write(data)
     return path
+
+
+def huge_metaimage_header(d) -> str:
+    return _metaimage(d, "huge", "100000 100000 100000", b"\0" * 16)
 
 
 def small_metaimage(d) -> str:
     """A good 4 x 5 x 6 MetaImage (the format of `huge_metaimage_header`, for warming up)."""
-    path = os.path.join(d, "small.mhd")
-    with open(path, "w") as f:
-        f.write("ObjectType = Image\nNDims = 3\nDimSize = 6 5 4\n"
-                "ElementType = MET_FLOAT\nElementSpacing = 1 1 1\n"
-                "ElementDataFile = small.raw\n")
-    with open(os.path.join(d, "small.raw"), "wb") as f:
-        f.write(np.arange(120, dtype=np.float32).tobytes())
-    return path
+    return _metaimage(d, "small", "6 5 4", np.arange(120, dtype=np.float32).tobytes())
 
 
 def small_files(d) -> list[str]:

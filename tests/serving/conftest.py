@@ -1,8 +1,11 @@
 """Fixtures for the serving tests: toy SavedModels built once per session."""
 
+import json
 import os
 import shutil
 import socket
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -71,3 +74,14 @@ def toy_server(tmp_path_factory, toy_export):
     server = InProcessServer(base)
     yield server
     server.stop()
+
+
+def rest_json(base_url: str, path: str, body=None):
+    """(HTTP status, JSON answer) of a GET (no body) or POST to a REST server."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base_url + path, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

@@ -3,8 +3,6 @@
 import base64
 import json
 import os
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from PIL import Image as PILImage
 
 from lmk_tf.io.model_input import encode_for_request, read_image_for_model
 from lmk_tf.serving import client
-from tests.serving.conftest import InProcessServer
+from tests.serving.conftest import InProcessServer, rest_json
 from tests.serving.toy_model import ToyLandmarks, expected
 
 RNG = np.random.default_rng(5)
@@ -82,12 +80,7 @@ def test_a_version_without_serving_encoded_is_sent_the_tensor(tmp_path):
 
 
 def rest_predict(server, body, model="toy"):
-    request = urllib.request.Request(f"{server.rest_url}/v1/models/{model}:predict", data=json.dumps(body).encode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return rest_json(server.rest_url, f"/v1/models/{model}:predict", body)
 
 
 def test_rest_takes_binary_inputs_as_b64(toy_server):

@@ -35,7 +35,7 @@ from lmk_tf.image import Image
 from lmk_tf.io import answers
 from lmk_tf.serving import client
 from lmk_tf.serving.local import LocalModel
-from tests.serving.conftest import free_port, install_version
+from tests.serving.conftest import free_port, install_version, rest_json
 from tests.serving.server_process import ServerProcess
 from tests.serving.toy_model import NAMES, expected
 
@@ -322,13 +322,7 @@ def test_reload_config_request_adds_a_model(server):
 # ----- REST, same process -----
 
 def rest(server, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server["rest"] + path, data=data)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return rest_json(server["rest"], path, body)
 
 
 def test_rest_status_is_tf_servings_json(server):
