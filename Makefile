@@ -62,4 +62,4 @@ isbi2015-kfold: install
 	done
 	$(PY) benchmarks/isbi2015_folds.py --predictions=docs/isbi2015/kfold
 	$(PY) benchmarks/isbi2015_calibrate.py --predictions=docs/isbi2015/kfold \
-	  --output=docs/isbi2015/calibration.json --plots=docs/isbi2015
+	  --output=docs/isbi2015/calibration.json --plots=docs/isbi2015/kfold

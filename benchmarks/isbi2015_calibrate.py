@@ -1,7 +1,7 @@
 """Calibrate and evaluate the predicted error of the ISBI 2015 model on out-of-fold predictions.
 
   .venv/bin/python benchmarks/isbi2015_calibrate.py --predictions=docs/isbi2015/kfold \
-      --output=docs/isbi2015/calibration.json --plots=docs/isbi2015
+      --output=docs/isbi2015/calibration.json --plots=docs/isbi2015/kfold
 
 Reads `fold<k>.csv` (held-out predictions with their uncertainty signals, one
 row per image and landmark, written by the k-fold recipe as each fold ends).
@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lmk_tf.evaluation import plots
 from lmk_tf.evaluation.predictions import read_predictions_csv
 from lmk_tf.evaluation.uncertainty import format_uncertainty, summarize_uncertainty
 from lmk_tf.method.uncertainty import FEATURES, fit_calibration, predict_error
@@ -80,7 +81,7 @@ def main(argv):
     print("risk-coverage: " + ", ".join(
         f"keep {100 * b['kept']:.0f}% MRE {b['mre_mm']:.2f} max {b['max_mm']:.1f}" for b in pooled["risk_coverage"]))
     if FLAGS.plots:
-        write_plots(FLAGS.plots, expected, errors, pooled)
+        write_plots(FLAGS.plots, expected, errors)
     if FLAGS.output:
         x, lm, err = stack(list(folds.values()), names)
         cal = fit_calibration(x, lm, err, len(names),
@@ -93,42 +94,10 @@ def main(argv):
           f"coverage90={100 * pooled['coverage90']:.1f} folds={len(folds)} n={pooled['n']}")
 
 
-def write_plots(directory, expected, errors, pooled):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(directory, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=120)
-    bins = pooled["calibration"]
-    p = [b["predicted_mm"] for b in bins]
-    a = [b["actual_mm"] for b in bins]
-    top = max(max(p), max(a)) * 1.1
-    ax.plot([0, top], [0, top], color="0.7", lw=1, label="ideal")
-    ax.plot(p, a, "o-", label="binned (10 equal-count bins)")
-    _save(plt, fig, ax, os.path.join(directory, "calibration.png"), "predicted error (mm)",
-          "actual mean error (mm)", "Calibration of expected_error_mm (out of fold)")
-
-    order = np.argsort(expected)
-    kept = np.arange(1, len(order) + 1) / len(order)
-    mre = np.cumsum(errors[order]) / np.arange(1, len(order) + 1)
-    oracle = np.cumsum(np.sort(errors)) / np.arange(1, len(order) + 1)
-    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=120)
-    ax.plot(100 * kept, mre, label="set aside by expected_error_mm")
-    ax.plot(100 * kept, oracle, "--", color="0.6", label="oracle (by the actual error)")
-    _save(plt, fig, ax, os.path.join(directory, "risk_coverage.png"), "landmarks kept (%)",
-          "MRE of the kept landmarks (mm)", "Risk-coverage")
-
-
-def _save(plt, fig, ax, path, xlabel, ylabel, title):
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def write_plots(directory, expected, errors):
+    plots.plot_calibration(expected, errors, os.path.join(directory, "calibration.png"),
+                           title="Calibration of expected_error_mm (out of fold)")
+    plots.plot_risk_coverage(expected, errors, os.path.join(directory, "risk_coverage.png"))
 
 
 if __name__ == "__main__":

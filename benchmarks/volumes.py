@@ -12,12 +12,14 @@ runs, each as a subprocess, on those files:
 
   lmk-prepare --images --landmarks --allow_outside --preset=synthetic3d
   lmk-train --stage=global; lmk-train --stage=local
-  lmk-export --name=synthetic3d --base=saved_models   (saved_models/synthetic3d/<version>/)
+  lmk-export --name=synthetic3d --base=saved_models --calibrate (on calibration files)
+                                                      (saved_models/synthetic3d/<version>/)
   lmk-evaluate --model=<that version> on held-out files
   lmk-predict --format=mrk.json on a few held-out files, read back as Slicer would
 
 Training images come from seed 1000 + --seed, held-out ones from 5000 + --seed
-(never used to choose settings), validation ones from 99 + --seed. The last
+(never used to choose settings), validation ones from 99 + --seed, and the
+files the predicted error is calibrated on from 300 + --seed. The last
 line is `mre_mm=<value> sdr2_pct=<value> train_s=<seconds>` (train_s: the two
 lmk-train commands, wall clock).
 
@@ -45,6 +47,8 @@ REPO = sys.path[0]
 
 flags.DEFINE_integer("num_train", 200, "Training volumes.")
 flags.DEFINE_integer("num_test", 50, "Held-out (or, with --validation, validation) volumes.")
+flags.DEFINE_integer("num_calibration", 20, "Volumes the predicted error is calibrated on (their own seed).",
+                     lower_bound=2)
 flags.DEFINE_integer("seed", 0, "Offsets the data seeds and seeds the training.")
 flags.DEFINE_bool("validation", False, "Evaluate on the validation seed instead of the held-out one.")
 flags.DEFINE_integer("global_steps", None, "Global-stage steps (default: the preset's).")
@@ -145,6 +149,8 @@ def run_benchmark():
     t = time.time()
     write_volumes(train_dir, FLAGS.num_train, 1000 + FLAGS.seed)
     test_images = write_volumes(test_dir, FLAGS.num_test, test_seed)
+    calibration_dir = os.path.join(work, "calibration")
+    write_volumes(calibration_dir, FLAGS.num_calibration, 300 + FLAGS.seed)
     print(f"   {time.time() - t:.0f}s", flush=True)
 
     data, model = os.path.join(work, "data"), os.path.join(work, "model")
@@ -164,7 +170,8 @@ def run_benchmark():
                                  f"--preset={PRESET}", f"--seed={FLAGS.seed}", *extra, log=log)
         print(f"   {train_s[stage]:.0f}s", flush=True)
     _, out = command("export", f"--model_dir={model}", f"--name={PRESET}", f"--base={FLAGS.saved_models}",
-                     log=log)
+                     "--calibrate", f"--images={calibration_dir}/images", f"--landmarks={calibration_dir}/landmarks",
+                     "--allow_outside", log=log)
     saved = out.split("exported: ")[-1].strip()
     print(f"== exported {saved}; lmk-evaluate on {FLAGS.num_test} files", flush=True)
     report = os.path.join(work, "eval")
@@ -180,6 +187,11 @@ def run_benchmark():
         print(f"lmk-predict --format=mrk.json on {FLAGS.predict_files} files, read back as Slicer points: "
               f"MRE {errors.mean():.2f} mm over {errors.size} landmarks")
     overall = summary["overall"]
+    unc = summary.get("uncertainty")
+    if unc:
+        print(f"predicted error on the {FLAGS.num_test} volumes (calibrated on {FLAGS.num_calibration} others): "
+              f"spearman={unc['spearman']:.3f} auroc2={unc['auroc_2mm']:.3f} auroc4={unc['auroc_4mm']:.3f} "
+              f"coverage90={100 * unc['coverage90']:.1f}")
     print(f"data: prepare {prepare_s:.0f}s; train global {train_s['global']:.0f}s, local {train_s['local']:.0f}s; "
           f"inference {summary['seconds_per_image'] * 1000:.0f} ms/volume; commands in {log}")
     print(f"mre_mm={overall['mre']:.3f} sdr2_pct={overall['sdr']['2.0']:.1f} train_s={sum(train_s.values()):.0f}")

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from lmk_tf.data.prepare import prepare_records
 from lmk_tf.data.sources import Sample
 from lmk_tf.errors import ConfigError
-from lmk_tf.evaluation import report
+from lmk_tf.evaluation import calibration, report
 from lmk_tf.export.savedmodel import export
 from lmk_tf.method.config import StageConfig
 from lmk_tf.method.presets import Preset
@@ -57,6 +57,7 @@ class Result:
       train_seconds: stage -> seconds of training in this run (reused stages absent).
       saved_model: the exported version directory, if the run exported.
       summary: the evaluation summary, if the run evaluated.
+      calibration: the uncertainty map fitted on `calibrate_on`, if given.
     """
 
     data_dir: str
@@ -65,6 +66,7 @@ class Result:
     train_seconds: dict[str, float]
     saved_model: str | None = None
     summary: dict | None = None
+    calibration: dict | None = None
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -200,22 +202,23 @@ def evaluate_saved_model(saved_model: str, samples: Sequence[Sample], landmark_n
 
 def evaluate(model_dir: str, samples: Sequence[Sample], landmark_names: Sequence[str], out_dir: str, *,
              overlays: int = 5, presence_threshold: float | None = None, local_iterations: int | None = None,
-             log: Log = progress) -> dict:
+             calibration: dict | None = None, log: Log = progress) -> dict:
     """Exports the trained stages to a temporary SavedModel and evaluates that.
 
     The inference settings are the model directory's (inference.json) unless
-    given here, exactly as `lmk-export` would export them.
+    given here, exactly as `lmk-export` would export them; `calibration` is
+    the uncertainty map it carries (None: uncalibrated).
     """
     with tempfile.TemporaryDirectory(prefix="lmk-evaluate-") as tmp:
         path = export(model_dir, os.path.join(tmp, "evaluated"), presence_threshold=presence_threshold,
-                      local_iterations=local_iterations)
+                      local_iterations=local_iterations, calibration=calibration)
         return evaluate_saved_model(path, samples, landmark_names, out_dir, overlays=overlays, log=log)
 
 
 def run(preset: Preset, workdir: str, samples: Sequence[Sample], landmark_names: Sequence[str], *,
         source: dict | None = None, export_to: str | None = None, export_options: dict | None = None,
-        evaluate_on: Sequence[Sample] | None = None, report_dir: str | None = None, overlays: int = 3,
-        log: Log = progress, verbose=0) -> Result:
+        evaluate_on: Sequence[Sample] | None = None, calibrate_on: Sequence[Sample] | None = None,
+        report_dir: str | None = None, overlays: int = 3, log: Log = progress, verbose=0) -> Result:
     """The whole recipe in `workdir`: prepare, train, then export and/or evaluate.
 
     Args:
@@ -228,6 +231,10 @@ def run(preset: Preset, workdir: str, samples: Sequence[Sample], landmark_names:
       export_options: more arguments of `export` (version, warmup_shape, extra_info, ...).
       evaluate_on: held-out images to evaluate on (None: no evaluation); the
         exported version if there is one, else a temporary export.
+      calibrate_on: validation images, apart from the training and the
+        held-out ones, on which `expected_error_mm` and `radius90_mm` are
+        calibrated before the export (None: the export_options' calibration,
+        or none).
       report_dir: where the report goes (default <workdir>/report).
       overlays: overlay pictures of the worst images in the report.
       log: takes each progress line (None: quiet).
@@ -237,8 +244,14 @@ def run(preset: Preset, workdir: str, samples: Sequence[Sample], landmark_names:
     prepare_seconds = prepare(preset, data_dir, samples, landmark_names, source=source, log=log)
     result = Result(data_dir, model_dir, prepare_seconds,
                     train(preset, data_dir, model_dir, log=log, verbose=verbose))
+    options = dict(export_options or {})
+    if calibrate_on is not None:
+        if log:
+            log(f"calibrating the predicted error on {len(calibrate_on)} validation images")
+        options["calibration"] = calibration.fit_for_model_dir(model_dir, calibrate_on, landmark_names)
+        result.calibration = options["calibration"]
     if export_to is not None:
-        result.saved_model = export(model_dir, export_to, **(export_options or {}))
+        result.saved_model = export(model_dir, export_to, **options)
         if log:
             log(f"exported {result.saved_model}")
     if evaluate_on is not None:
@@ -248,5 +261,5 @@ def run(preset: Preset, workdir: str, samples: Sequence[Sample], landmark_names:
                                                   overlays=overlays, log=log)
         else:
             result.summary = evaluate(model_dir, evaluate_on, landmark_names, out_dir, overlays=overlays,
-                                      log=log)
+                                      calibration=options.get("calibration"), log=log)
     return result

@@ -8,7 +8,12 @@ r"""lmk-evaluate: errors of an exported model (what is served) on held-out image
 stages) is exported to a temporary SavedModel first, with the inference
 settings training wrote to <model_dir>/inference.json.
 With --fold, only that held-out fold is evaluated. Writes errors.csv,
-summary.md, summary.json, errors_boxplot.png, sdr_curve.png, worst/*.png.
+summary.md, summary.json, errors_boxplot.png, sdr_curve.png, worst/*.png and
+uncertainty.md; for a model that predicts its error (expected_error_mm,
+radius90_mm), uncertainty.md judges that prediction (Spearman, AUROC, radius90
+coverage, calibration bins, risk-coverage) and uncertainty.csv,
+calibration.png and risk_coverage.png come with it; for an older model,
+uncertainty.md is the one line saying it has none.
 """
 
 from absl import flags

@@ -74,6 +74,8 @@ def main(argv):
         export_options=dict(options, version=FLAGS.version, calibration=read_calibration(names)) if exporting else None)
     if exporting:
         print(f"exported: {result.saved_model}")
+        print(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min: prepare, train both stages, "
+              "export)", flush=True)
         return
     extra["held_out_fold"] = f"{FLAGS.fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"
     saved_model = export_fold_model(preset, result.model_dir, options)
@@ -111,16 +113,14 @@ def export_fold_model(preset, model_dir, options):
 
 
 def read_calibration(names):
+    from lmk_tf.evaluation.calibration import read_calibration as read
+
     path = FLAGS.calibration
     if not path or not os.path.exists(path):
         print(f"warning: {path} not found; the model's expected_error_mm and radius90_mm are uncalibrated "
               "(run the k-fold recipe and benchmarks/isbi2015_calibrate.py first)", file=sys.stderr)
         return None
-    with open(path) as f:
-        calibration = json.load(f)
-    if calibration.get("landmark_names") != list(names):
-        raise ConfigError(f"{path}: calibrated for other landmarks than the data's")
-    return {k: v for k, v in calibration.items() if k != "landmark_names"}
+    return read(path, names)
 
 
 def write_fold_predictions(saved_model, held_out, names):

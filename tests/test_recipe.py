@@ -98,3 +98,14 @@ def test_evaluate_runs_the_exported_graph(tiny_model_dir, tmp_path):
     _, _, b = read_errors_csv(str(tmp_path / "b" / "errors.csv"))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(via_stages["overall"]["mre"], via_export["overall"]["mre"])
+
+
+def test_run_calibrates_on_validation_images_before_the_export(tmp_path):
+    samples, names = tiny_samples(n=6, seed=4)
+    validation, _ = tiny_samples(n=6, seed=7)
+    preset = tiny_preset().with_inference(presence_threshold=0.0)
+    result = recipe.run(preset, str(tmp_path), samples, names, export_to=str(tmp_path / "saved" / "m"),
+                        calibrate_on=validation, log=None)
+    assert "of 6 validation images" in result.calibration["fitted_on"]
+    info = json.load(open(os.path.join(result.saved_model, "assets", "model_info.json")))
+    assert info["calibration"] == result.calibration

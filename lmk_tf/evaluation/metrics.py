@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 
 from lmk_tf.errors import ConfigError
+from lmk_tf.evaluation.uncertainty import format_uncertainty
 
 DEFAULT_THRESHOLDS_MM = (2.0, 2.5, 3.0, 4.0)
 CSV_COLUMNS = ("image_id", "landmark", "error_mm", "status")
+UNCERTAINTY_CSV_COLUMNS = ("image", "landmark", "error_mm", "expected_error_mm", "radius90_mm", "within_radius90")
 
 
 def radial_errors(
@@ -226,6 +228,39 @@ def read_errors_csv(path) -> tuple[list[str], list[str], np.ndarray]:
     return image_ids, names, errors
 
 
+def write_uncertainty_csv(
+    path,
+    image_ids: Sequence[str],
+    names: Sequence[str],
+    errors: np.ndarray,
+    expected: np.ndarray,
+    radius90: np.ndarray,
+) -> pathlib.Path:
+    """One row per landmark found in both truth and prediction (finite error), with the model's
+    predicted error: image, landmark, error_mm, expected_error_mm, radius90_mm, within_radius90 (0/1).
+
+    Args:
+      errors, expected, radius90: [N images, L landmarks], mm.
+    """
+    shape = (len(image_ids), len(names))
+    arrays = {"errors": errors, "expected": expected, "radius90": radius90}
+    arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
+    for key, value in arrays.items():
+        if value.shape != shape:
+            raise ConfigError(f"{key} must be [{shape[0]} images, {shape[1]} landmarks], got {value.shape}")
+    errors, expected, radius90 = arrays["errors"], arrays["expected"], arrays["radius90"]
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(UNCERTAINTY_CSV_COLUMNS)
+        for i, l in zip(*np.nonzero(np.isfinite(errors))):
+            e, r = float(errors[i, l]), float(radius90[i, l])
+            writer.writerow((str(image_ids[i]), str(names[l]), repr(e), repr(float(expected[i, l])), repr(r),
+                             int(e <= r)))
+    return path
+
+
 def _num(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
@@ -277,8 +312,45 @@ def write_markdown_table(
     return path
 
 
+def format_uncertainty_markdown(uncertainty: dict[str, Any]) -> str:
+    """The predicted error's section of a report, from `uncertainty.summarize_uncertainty`:
+    ranking (Spearman, AUROC), radius90 coverage, the calibration bins and risk-coverage."""
+    u = uncertainty
+    lines = [
+        "## Predicted error (expected_error_mm, radius90_mm)",
+        "",
+        f"Over the {u['n']} landmarks found in both truth and prediction.",
+        "",
+        "| Spearman | AUROC > 2 mm | AUROC > 4 mm | radius90 coverage (%) | median radius90 (mm) |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {_num(u['spearman'], 3)} | {_num(u['auroc_2mm'], 3)} | {_num(u['auroc_4mm'], 3)} "
+        f"| {_num(100 * u['coverage90'], 1)} | {_num(u['median_radius90_mm'])} |",
+        "",
+        "Calibration, equal-count bins of expected_error_mm:",
+        "",
+        "| Bin | Landmarks | Mean predicted (mm) | Mean actual (mm) |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {k} | {b['n']} | {_num(b['predicted_mm'])} | {_num(b['actual_mm'])} |"
+              for k, b in enumerate(u["calibration"], start=1)]
+    lines += [
+        "",
+        "Risk-coverage, the highest expected_error_mm set aside first:",
+        "",
+        "| Kept (%) | MRE (mm) | Max (mm) |",
+        "|---:|---:|---:|",
+    ]
+    lines += [f"| {100 * b['kept']:.0f} | {_num(b['mre_mm'])} | {_num(b['max_mm'])} |" for b in u["risk_coverage"]]
+    lines += ["", "![calibration](calibration.png)", "![risk-coverage](risk_coverage.png)"]
+    return "\n".join(lines) + "\n"
+
+
 def format_summary(summary: dict[str, Any], *, per_landmark: bool = False) -> str:
-    """A short console report: one overall line (and one per landmark if asked)."""
+    """A short console report: one overall line (and one per landmark if asked).
+
+    A summary with "uncertainty" (`report.evaluate` of a model that predicts
+    its error) ends with one line on how well that prediction did.
+    """
 
     def line(stats):
         sdr = ", ".join(f"{t:g} mm {_num(stats['sdr'][t], 1)}%" for t in summary["thresholds"])
@@ -296,4 +368,6 @@ def format_summary(summary: dict[str, Any], *, per_landmark: bool = False) -> st
         width = max((len(n) for n in summary["names"]), default=0)
         for name in summary["names"]:
             lines.append(f"  {name:<{width}}  {line(summary['per_landmark'][name])}")
+    if "uncertainty" in summary:
+        lines.append(f"predicted error: {format_uncertainty(summary['uncertainty'])}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from PIL import ImageDraw
 from lmk_tf import overlay, synthetic
 from lmk_tf.errors import ConfigError
 from lmk_tf.evaluation import metrics as evaluation
+from lmk_tf.evaluation import uncertainty
 from lmk_tf.image import Image
 
 
@@ -118,6 +119,87 @@ def plot_sdr_curve(
     ax.legend(loc="lower right")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _predicted_and_actual(expected, errors) -> tuple[np.ndarray, np.ndarray]:
+    expected = np.asarray(expected, np.float64).reshape(-1)
+    errors = np.asarray(errors, np.float64).reshape(-1)
+    if expected.shape != errors.shape:
+        raise ConfigError(f"expected ({expected.size} values) and errors ({errors.size}) must pair up one to one")
+    if not errors.size:
+        raise ConfigError("no landmarks to plot: expected and errors are empty")
+    if not (np.all(np.isfinite(expected)) and np.all(np.isfinite(errors))):
+        # Misses (inf) and landmarks without truth (NaN) have no error to compare with.
+        raise ConfigError("expected and errors must be finite: pass only the landmarks found in both "
+                          "truth and prediction")
+    return expected, errors
+
+
+def _finish(fig, ax, path, xlabel, ylabel, title) -> pathlib.Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_calibration(
+    expected,
+    errors,
+    path,
+    *,
+    title: str = "Calibration of expected_error_mm",
+    figsize: tuple[float, float] = (4.5, 4.0),
+    dpi: int = 120,
+) -> pathlib.Path:
+    """Mean actual against mean predicted error in 10 equal-count bins of the prediction (fewer
+    bins for fewer than 10 landmarks).
+
+    Args:
+      expected: the model's `expected_error_mm` of each landmark (any shape).
+      errors: the actual radial errors (mm) of the same landmarks, all finite.
+    """
+    expected, errors = _predicted_and_actual(expected, errors)
+    bins = uncertainty.calibration_bins(expected, errors)
+    predicted = [b["predicted_mm"] for b in bins]
+    actual = [b["actual_mm"] for b in bins]
+    top = max(max(predicted), max(actual)) * 1.1
+    fig = _figure(figsize, dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, top], [0, top], color="0.7", lw=1, label="ideal")
+    ax.plot(predicted, actual, "o-", label=f"binned ({len(bins)} equal-count bins)")
+    return _finish(fig, ax, path, "predicted error (mm)", "actual mean error (mm)", title)
+
+
+def plot_risk_coverage(
+    expected,
+    errors,
+    path,
+    *,
+    title: str = "Risk-coverage",
+    figsize: tuple[float, float] = (4.5, 4.0),
+    dpi: int = 120,
+) -> pathlib.Path:
+    """MRE of the landmarks kept against the share kept, the most doubtful set aside first.
+
+    The oracle sets aside the largest actual errors first: the best any
+    predicted error could do.
+    """
+    kept, mre, oracle = risk_coverage_curves(expected, errors)
+    fig = _figure(figsize, dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(kept, mre, label="set aside by expected_error_mm")
+    ax.plot(kept, oracle, "--", color="0.6", label="oracle (by the actual error)")
+    return _finish(fig, ax, path, "landmarks kept (%)", "MRE of the kept landmarks (mm)", title)
+
+
+def risk_coverage_curves(expected, errors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kept %, MRE kept by expected, MRE kept by the actual error) for keeping 1..n landmarks."""
+    expected, errors = _predicted_and_actual(expected, errors)
+    count = np.arange(1, errors.size + 1)
+    by_expected = errors[np.argsort(expected, kind="stable")]
+    return 100.0 * count / errors.size, np.cumsum(by_expected) / count, np.cumsum(np.sort(errors)) / count
 
 
 def worst_images(errors: np.ndarray, k: int) -> list[int]:

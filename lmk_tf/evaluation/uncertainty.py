@@ -80,7 +80,12 @@ def summarize_uncertainty(expected, radius90, errors) -> dict:
     }
 
 
+def _figure(value: float) -> str:
+    # An AUROC is undefined when no landmark is (or every one is) that far off: common at 4 mm.
+    return "n/a" if not np.isfinite(value) else f"{value:.3f}"
+
+
 def format_uncertainty(summary: dict) -> str:
-    return (f"Spearman {summary['spearman']:.3f}, AUROC >2 mm {summary['auroc_2mm']:.3f}, "
-            f">4 mm {summary['auroc_4mm']:.3f}, radius90 coverage {100 * summary['coverage90']:.1f} % "
+    return (f"Spearman {_figure(summary['spearman'])}, AUROC >2 mm {_figure(summary['auroc_2mm'])}, "
+            f">4 mm {_figure(summary['auroc_4mm'])}, radius90 coverage {100 * summary['coverage90']:.1f} % "
             f"(median radius {summary['median_radius90_mm']:.2f} mm), n={summary['n']}")

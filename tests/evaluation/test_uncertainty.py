@@ -1,5 +1,7 @@
 """lmk_tf.evaluation.uncertainty against hand-computed values."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -32,3 +34,12 @@ def test_bins_and_risk_coverage():
     assert rc[0]["mre_mm"] == pytest.approx(9.0) and rc[1]["mre_mm"] == pytest.approx(4.0)
     s = summarize_uncertainty(pred, pred * 2, err)
     assert s["coverage90"] == pytest.approx(1.0) and s["spearman"] == pytest.approx(1.0)
+
+
+def test_summary_is_plain_json():
+    # The evaluation report stores it in summary.json as it is.
+    rng = np.random.default_rng(1)
+    err = rng.gamma(2.0, 1.0, 30)
+    s = summarize_uncertainty(err * 1.1, err * 2.0, err)
+    assert json.loads(json.dumps(s)) == s
+    assert len(s["calibration"]) == 10 and [b["kept"] for b in s["risk_coverage"]] == [1.0, 0.95, 0.9, 0.8, 0.7, 0.5]

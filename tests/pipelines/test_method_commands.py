@@ -53,12 +53,28 @@ def test_commands_end_to_end(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     info = json.load(open(os.path.join(base, "cmd", "2", "assets", "model_info.json")))
     assert (info["presence_threshold"], info["local_iterations"]) == (0.5, 2)
+    assert info["calibration"]["fitted_on"].startswith("nothing")
+    assert "uncalibrated" in p.stdout
+
+    # Calibrated on validation images of another seed than the training ones (seed 0).
+    p = run("export", f"--model_dir={model}", "--name=cmd", f"--base={base}", "--presence_threshold=0",
+            "--calibrate", "--synthetic=8", "--seed=21")
+    assert p.returncode == 0, p.stderr[-2000:]
+    calibration = json.load(open(os.path.join(base, "cmd", "3", "assets", "model_info.json")))["calibration"]
+    assert "of 8 validation images" in calibration["fitted_on"] and "fitted on" in p.stdout
+    # ... and that map, as a file, carried by another export unchanged.
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"landmark_names": info["landmark_names"], **calibration}))
+    p = run("export", f"--model_dir={model}", "--name=cmd", f"--base={base}", f"--calibration={path}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.load(open(os.path.join(base, "cmd", "4", "assets", "model_info.json")))["calibration"] == calibration
 
 
 @pytest.mark.parametrize("module,args,message", [
     ("train", ["--stage=global", "--data=/nonexistent", "--model_dir=/tmp/x"], "run lmk-prepare"),
     ("prepare", ["--output=/tmp/x"], "give --images and --landmarks"),
     ("export", ["--model_dir=/nonexistent", "--name=x", "--base=/tmp/lmk-export-test"], "not found"),
+    ("export", ["--model_dir=/a", "--name=x", "--calibrate", "--calibration=c.json"], "not both"),
     ("evaluate", ["--model=/a", "--model_dir=/b", "--synthetic=2", "--output=/tmp/x"], "exactly one"),
     ("evaluate", ["--synthetic=2", "--output=/tmp/x"], "exactly one"),
     ("evaluate", ["--model=/nonexistent", "--synthetic=2", "--output=/tmp/x"], "/nonexistent: no such model"),
