@@ -22,6 +22,7 @@ cli.import_tensorflow_quietly()
 from lmk_tf import recipe  # noqa: E402
 from lmk_tf.data import sources  # noqa: E402
 from lmk_tf.errors import ConfigError  # noqa: E402
+from lmk_tf.method.config import StageConfig  # noqa: E402
 from lmk_tf.method.presets import get_preset  # noqa: E402
 
 flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
@@ -102,9 +103,14 @@ def export_fold_model(preset, model_dir, options):
         return export(model_dir, base, version=1, **options)
     info = read_model_info(version)
     for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
-        # Compared as JSON, as model_info stores them (tuples read back as lists).
-        wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-        changes = recipe.setting_changes(info.get(f"{stage}_config") or {}, wanted)
+        # Compared as JSON, as model_info stores them (tuples read back as lists); read through
+        # StageConfig, so that a setting added since the export counts with its default.
+        def as_json(c):
+            return json.loads(json.dumps(dataclasses.asdict(c)))
+
+        saved = info.get(f"{stage}_config")
+        saved = as_json(StageConfig.from_dict(saved)) if saved else {}
+        changes = recipe.setting_changes(saved, as_json(config))
         if changes:
             raise ConfigError(f"{version} holds a fold model whose {stage} stage has other settings than the "
                               f"trained one ({'; '.join(changes)}); delete it or give another --fold_models")

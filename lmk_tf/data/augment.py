@@ -90,3 +90,22 @@ def apply_cut(x, top, bottom, size: int, fill_value: float = 0.0):
     keep = (rows >= top) & (rows < size - bottom)
     keep = tf.reshape(keep, [size] + [1] * (len(x.shape) - 1))
     return tf.where(keep, x, fill_value)
+
+
+# The darkest canvas, in units of the image's SD below its mean: a detector's unexposed
+# border is near black, 2-3 SD under the mean of a cephalogram.
+DARKEST_CANVAS = -2.5
+
+
+def canvas_value(seed, probability: float):
+    """The fill outside the image for one patch: 0 (the mean), or with `probability` a dark value."""
+    s_on, s_value = seeds(seed, 2)
+    on = tf.random.stateless_uniform([], s_on) < probability
+    value = tf.random.stateless_uniform([], s_value, DARKEST_CANVAS, 0.0)
+    return tf.where(on, value, 0.0), on
+
+
+def renormalise(x, on):
+    """x normalised again over itself when `on`: the served graph normalises the whole image, canvas included."""
+    mean, sd = tf.reduce_mean(x), tf.math.reduce_std(x)
+    return tf.where(on, (x - mean) / tf.maximum(sd, 1e-6), x)

@@ -71,7 +71,12 @@ def global_sample(example, seed, config: StageConfig):
     a = random_transform(s_aff, config)
 
     coords = tf.einsum("ij,...j->...i", a, centred_grid(size, ndim, 1.0)) + src_centre
-    patch = sample_linear(image[None], coords[None])[0]
+    if config.canvas > 0:
+        # Its own stream, so that recipes without a canvas sample exactly as before.
+        fill, on = augment.canvas_value(tf.random.experimental.stateless_fold_in(seed, 5), config.canvas)
+        patch = augment.renormalise(sample_linear(image[None], coords[None], fill_value=fill)[0], on)
+    else:
+        patch = sample_linear(image[None], coords[None])[0]
     patch = augment_appearance(patch, s_int, config)
     rows = None
     if config.fov_cut > 0:

@@ -85,6 +85,10 @@ class StageConfig:
       blur_sigma_px: largest sigma (pixels) of a random Gaussian blur; 0 = off.
       fov_cut: largest fraction of a global patch's rows (axis 0) that a cut field of
         view removes at the top or bottom (half of the patches); 0 = off.
+      canvas: share of global patches whose area outside the image is a dark canvas
+        (a random value from black to the mean) instead of the mean, the patch then
+        normalised again as a whole: a head imaged small on a dark detector, as the
+        served graph normalises it; 0 = off.
       batch_size: images per step (local: each gives L sub-images).
       steps: training steps.
       learning_rate: Adam (amsgrad) learning rate, cosine-decayed to 5% over steps.
@@ -110,6 +114,7 @@ class StageConfig:
     gamma: tuple[float, float] = (1.0, 1.0)
     blur_sigma_px: float = 0.0
     fov_cut: float = 0.0
+    canvas: float = 0.0
     batch_size: int = 8
     steps: int = 1000
     learning_rate: float = 1e-3
@@ -145,6 +150,8 @@ class StageConfig:
             raise ConfigError(f"blur_sigma_px must be >= 0, got {self.blur_sigma_px!r}")
         if not 0 <= self.fov_cut < 1:
             raise ConfigError(f"fov_cut must be in [0, 1), got {self.fov_cut!r}")
+        if not 0 <= self.canvas <= 1:
+            raise ConfigError(f"canvas must be a share in [0, 1], got {self.canvas!r}")
         self.net.validate()
         return self
 

@@ -72,3 +72,44 @@ def test_same_seed_same_batch():
     c, _ = global_sample(ex, tf.constant([4, 5], tf.int64), g)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_a_dark_canvas_surrounds_a_zoomed_out_image_and_the_patch_is_normalised_again():
+    g, _ = tiny_configs()
+    # Zoomed out 2x: the 32 px image fills the middle of the 32 px patch, the rest is canvas.
+    config = dataclasses.replace(g, rotation_deg=0.0, zoom=(2.0, 2.0), intensity_aug=False, translate_px=0,
+                                 canvas=1.0)
+    example = blob_example([15.5, 15.5], shape=(32, 32))
+    patches = [np.asarray(global_sample(example, tf.constant([s, 1], tf.int64), config)[0])[..., 0]
+               for s in range(6)]
+    for p in patches:
+        # Normalised over the whole patch, canvas included, as the served graph does.
+        assert abs(p.mean()) < 1e-4 and abs(p.std() - 1.0) < 1e-3
+        corner, centre = p[:4, :4], p[14:18, 14:18]
+        assert np.ptp(corner) < 1e-5, "the canvas is one value"
+        assert centre.min() > corner.max(), "the blob stands out of it"
+    # A random canvas value per patch: the corners differ between draws.
+    assert np.ptp([p[0, 0] for p in patches]) > 0.05
+    # Off (the default), the outside is the mean (0) and nothing is normalised again.
+    plain = np.asarray(global_sample(example, tf.constant([0, 1], tf.int64), dataclasses.replace(config, canvas=0.0))[0])
+    assert np.abs(plain[:4, :4]).max() < 1e-6
+
+
+def test_a_canvas_on_some_patches_leaves_the_others_and_every_target_as_without_it():
+    # The canvas draws from its own stream: where it is off, a patch is the one drawn without
+    # the setting, and the geometry (so the targets) never changes.
+    g, _ = tiny_configs()
+    config = dataclasses.replace(g, zoom=(1.5, 2.0), intensity_aug=False)
+    ex = blob_example([15.5, 15.5], shape=(32, 32))
+    same = 0
+    for s in range(12):
+        seed = tf.constant([s, 2], tf.int64)
+        a, ta = global_sample(ex, seed, config)
+        b, tb = global_sample(ex, seed, dataclasses.replace(config, canvas=0.5))
+        for k in ta:
+            np.testing.assert_array_equal(np.asarray(ta[k]), np.asarray(tb[k]))
+        if np.array_equal(np.asarray(a), np.asarray(b)):
+            same += 1
+        else:
+            assert abs(float(np.mean(b))) < 1e-4, "a canvas patch is normalised again"
+    assert 0 < same < 12, same
