@@ -164,6 +164,15 @@ def export(
     to `<model_dir>/inference.json` (the preset's), so the export answers as the
     recipe that trained it measured; a value given here overrides it.
     """
+    pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations,
+                        calibration=calibration, shift_crops=shift_crops)
+    return export_pipeline(pipeline, base_dir, version=version, warmup_shape=warmup_shape,
+                           warmup_spacing=warmup_spacing, extra_info=extra_info)
+
+
+def export_pipeline(pipeline, base_dir: str, *, version: int | None = None, warmup_shape=None,
+                    warmup_spacing=None, extra_info: dict | None = None) -> str:
+    """Exports a composed `GlobalToLocal` to `base_dir/<version>/`; returns that path."""
     name = os.path.basename(os.path.normpath(base_dir))
     if not _NAME.match(name):
         raise ConfigError(f"model name {name!r} (last part of {base_dir}) must be letters, digits, '_', '-', '.'")
@@ -175,8 +184,6 @@ def export(
     if os.path.exists(final):
         raise ConfigError(f"{final} already exists; versions are immutable, pick another --version")
 
-    pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations,
-                        calibration=calibration, shift_crops=shift_crops)
     info = model_info(pipeline, extra_info)
     module = ServingModule(pipeline, json.dumps(info))
     tmp = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")

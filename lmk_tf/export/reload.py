@@ -1,0 +1,69 @@
+"""An exported version back as the Keras graph it was exported from, weights and all.
+
+An export keeps the composed graph's variables and, in assets/model_info.json,
+every setting of both stages. That is enough to build the same `GlobalToLocal`
+again and restore its weights from the version's checkpoint, without the
+training directory: so a fold model of the k-fold recipe can be composed with
+another global or local stage (a cheap ablation of one stage over all folds),
+or exported again with other inference settings or calibration.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from lmk_tf.errors import ModelError
+from lmk_tf.export.contract import read_model_info
+from lmk_tf.export.layout import resolve_model_dir
+from lmk_tf.method.config import StageConfig
+from lmk_tf.method.graph import GlobalToLocal
+from lmk_tf.training.trainer import build_stage_model
+
+_INFERENCE = ("presence_threshold", "local_iterations", "shift_crops", "calibration")
+
+
+def rebuild(path: str, **overrides) -> GlobalToLocal:
+    """The `GlobalToLocal` of a version (or the newest of a base) directory.
+
+    `overrides` replace inference settings (presence_threshold,
+    local_iterations, shift_crops, calibration); None keeps the version's.
+    """
+    version_dir, _ = resolve_model_dir(path)
+    info = read_model_info(version_dir)
+    missing = [k for k in ("landmark_names", "global_config", "local_config") if not info.get(k)]
+    if missing:
+        raise ModelError(f"{version_dir}: its model_info.json lacks {missing}; it cannot be rebuilt")
+    unknown = set(overrides) - set(_INFERENCE)
+    if unknown:
+        raise ValueError(f"not inference settings: {sorted(unknown)}")
+    names = info["landmark_names"]
+    g, loc = StageConfig.from_dict(info["global_config"]), StageConfig.from_dict(info["local_config"])
+    settings = {k: info[k] for k in _INFERENCE if info.get(k) is not None}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    model = GlobalToLocal(build_stage_model(g, len(names)), build_stage_model(loc, len(names)),
+                          info["global_config"], info["local_config"], names, name="global_to_local", **settings)
+    _restore(model, version_dir)
+    return model
+
+
+def _restore(model: GlobalToLocal, version_dir: str):
+    # An export holds the variables as `model_variables` (lmk_tf.export.savedmodel) or, in
+    # versions exported before that, as the tracked Keras model `pipeline`: the same
+    # checkpoint keys follow from building a checkpoint of the same shape around this model.
+    model({"image": tf.zeros([64] * model.ndim + [1]), "spacing": tf.ones([model.ndim])})
+    loaded = tf.saved_model.load(version_dir)
+    if hasattr(loaded, "model_variables"):
+        checkpoint = tf.train.Checkpoint(model_variables=list(model.variables))
+    else:
+        checkpoint = tf.train.Checkpoint(pipeline=model)
+    try:
+        status = checkpoint.restore(os.path.join(version_dir, "variables", "variables"))
+        status.assert_existing_objects_matched()
+    except ValueError as e:  # a variable of another shape
+        raise ModelError(f"{version_dir}: its weights do not fit the graph its settings describe ({e})") from None
+    except AssertionError as e:
+        # save_counter is the one variable a module's checkpoint never holds.
+        if "save_counter" not in str(e) or "Showing 1 of 1" not in str(e):
+            raise ModelError(f"{version_dir}: its weights do not fit the graph its settings describe ({e})") from None
