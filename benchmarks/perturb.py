@@ -72,6 +72,10 @@ def gamma(array: np.ndarray, points: np.ndarray, g: float):
     return (lo + (hi - lo) * u**g).astype(np.float32), np.array(points, np.float64)
 
 
+# How much each perturbation magnifies the anatomy: a rescaled image keeps its pixel
+# spacing, so an error in its pixels, times the spacing, is the anatomy's error times this.
+MAGNIFICATION = {"scale0.75": 0.75, "scale1.3": 1.3}
+
 # name -> function(array, points) -> (array, points): the benchmark's perturbations.
 PERTURBATIONS = {
     "none": lambda a, p: (a.astype(np.float32), np.array(p, np.float64)),

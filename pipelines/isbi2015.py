@@ -24,6 +24,7 @@ from lmk_tf.data import sources  # noqa: E402
 from lmk_tf.errors import ConfigError  # noqa: E402
 from lmk_tf.method.config import StageConfig  # noqa: E402
 from lmk_tf.method.presets import get_preset  # noqa: E402
+from lmk_tf.method.scale import reference_distances  # noqa: E402
 
 flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
 flags.DEFINE_string("workdir", "build/isbi2015", "Scratch directory for shards and checkpoints.")
@@ -47,6 +48,10 @@ flags.DEFINE_string("fold_models", "saved_models/isbi2015_kfold",
 flags.DEFINE_string("predictions", "docs/isbi2015/kfold",
                     "Where a held-out fold's predictions with their uncertainty signals go (fold<k>.csv, small "
                     "enough to commit; the pooled figures and the calibration read them).")
+flags.DEFINE_bool("from_fold_model", False,
+                  "Held-out fold: train nothing; take the fold's newest exported model (<fold_models>/fold<k>/), "
+                  "exported again first if the recipe's inference settings changed since, and predict its held-out "
+                  "images (for folds whose training directory is gone).")
 flags.DEFINE_string("calibration", "docs/isbi2015/calibration.json",
                     "Fold -1: the uncertainty calibration (benchmarks/isbi2015_calibrate.py --output) the exported "
                     "model carries; a missing file exports the uncalibrated default, with a warning.")
@@ -67,19 +72,28 @@ def main(argv):
     exporting = FLAGS.fold < 0
     extra = {"training_data": "ISBI 2015 challenge training set (150 images), research use only; cite Wang "
              "et al., Medical Image Analysis 31, 2016", "ground_truth": FLAGS.combine}
-    options = dict(warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1], extra_info=extra)
-    result = recipe.run(
-        preset, os.path.join(FLAGS.workdir, tag), train, names,
-        source={"combine": FLAGS.combine, "spacing": FLAGS.spacing},
-        export_to=FLAGS.export_base if exporting else None,
-        export_options=dict(options, version=FLAGS.version, calibration=read_calibration(names)) if exporting else None)
+    # The training heads' size, against which the served graph measures each image's (normalise_scale).
+    reference = reference_distances([s.points * FLAGS.spacing for s in train])
+    options = dict(warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1], extra_info=extra,
+                   reference_distances_mm=reference)
+    if FLAGS.from_fold_model:
+        if exporting:
+            raise ConfigError("--from_fold_model is for a held-out fold (--fold=0..K-1)")
+        result = recipe.Result(data_dir="", model_dir="", prepare_seconds=0.0, train_seconds={})
+    else:
+        result = recipe.run(
+            preset, os.path.join(FLAGS.workdir, tag), train, names,
+            source={"combine": FLAGS.combine, "spacing": FLAGS.spacing},
+            export_to=FLAGS.export_base if exporting else None,
+            export_options=dict(options, version=FLAGS.version, calibration=read_calibration(names))
+            if exporting else None)
     if exporting:
         print(f"exported: {result.saved_model}")
         print(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min: prepare, train both stages, "
               "export)", flush=True)
         return
     extra["held_out_fold"] = f"{FLAGS.fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"
-    saved_model = export_fold_model(preset, result.model_dir, options)
+    saved_model = export_fold_model(preset, result.model_dir or None, options)
     result.summary = recipe.evaluate_saved_model(saved_model, held_out, names, FLAGS.report, overlays=3)
     write_fold_predictions(saved_model, held_out, names)
     from lmk_tf.evaluation.metrics import format_summary
@@ -92,16 +106,29 @@ def main(argv):
     print(f"total {time.time() - t0:.0f}s", file=sys.stdout)
 
 
+INFERENCE_KEYS = ("presence_threshold", "local_iterations", "shift_crops", "normalise_scale")
+
+
 def export_fold_model(preset, model_dir, options):
-    """<fold_models>/fold<k>/1: exported once per fold, reused while the recipe is the same."""
+    """<fold_models>/fold<k>/<v>: the fold's model with the recipe's inference settings.
+
+    Exported once per fold and reused while the recipe is the same. When only the
+    inference settings changed since, the next version is exported: from the trained
+    stages in `model_dir`, or, without them (None), from the newest version itself.
+    """
     from lmk_tf.export.contract import read_model_info
-    from lmk_tf.export.savedmodel import export
+    from lmk_tf.export.layout import list_versions
+    from lmk_tf.export.reload import rebuild
+    from lmk_tf.export.savedmodel import export, export_pipeline
 
     base = os.path.join(FLAGS.fold_models, f"fold{FLAGS.fold}")
-    version = os.path.join(base, "1")
-    if not os.path.isdir(version):
+    versions = list_versions(base)
+    if not versions:
+        if model_dir is None:
+            raise ConfigError(f"{base}: no exported fold model to start from; train fold {FLAGS.fold} first")
         return export(model_dir, base, version=1, **options)
-    info = read_model_info(version)
+    newest = versions[max(versions)]
+    info = read_model_info(newest)
     for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
         # Compared as JSON, as model_info stores them (tuples read back as lists); read through
         # StageConfig, so that a setting added since the export counts with its default.
@@ -112,10 +139,24 @@ def export_fold_model(preset, model_dir, options):
         saved = as_json(StageConfig.from_dict(saved)) if saved else {}
         changes = recipe.setting_changes(saved, as_json(config))
         if changes:
-            raise ConfigError(f"{version} holds a fold model whose {stage} stage has other settings than the "
+            raise ConfigError(f"{newest} holds a fold model whose {stage} stage has other settings than the "
                               f"trained one ({'; '.join(changes)}); delete it or give another --fold_models")
-    print(f"== fold {FLAGS.fold}'s model already exported: {version}", flush=True)
-    return version
+    wanted = {k: getattr(preset.inference, k) for k in INFERENCE_KEYS}
+    defaults = dataclasses.asdict(type(preset.inference)())
+    changes = [f"{k}: {info.get(k, defaults[k])!r} -> {v!r}" for k, v in wanted.items()
+               if info.get(k, defaults[k]) != v]
+    if not changes:
+        print(f"== fold {FLAGS.fold}'s model already exported: {newest}", flush=True)
+        return newest
+    version = max(versions) + 1
+    print(f"== fold {FLAGS.fold}: {newest} answers with other inference settings ({'; '.join(changes)}); "
+          f"exporting version {version}", flush=True)
+    if model_dir is not None and os.path.exists(os.path.join(model_dir, "local", "model.keras")):
+        return export(model_dir, base, version=version, **options)
+    reference = options["reference_distances_mm"]
+    pipeline = rebuild(newest, calibration=None, reference_distances_mm=reference, **wanted)
+    rest = {k: v for k, v in options.items() if k != "reference_distances_mm"}
+    return export_pipeline(pipeline, base, version=version, **rest)
 
 
 def read_calibration(names):

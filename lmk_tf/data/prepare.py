@@ -25,6 +25,7 @@ from lmk_tf.data.records import serialize_example, write_shards
 from lmk_tf.errors import ConfigError
 from lmk_tf.image import Image
 from lmk_tf.method.preprocess import normalise_intensity, resample
+from lmk_tf.method.scale import reference_distances
 
 
 def resample_for_stage(image: Image, points_index: np.ndarray, spacing: float):
@@ -64,8 +65,10 @@ def prepare_records(
             f"stage spacings must be > 0 mm, got global={global_spacing}, local={local_spacing}"
         )
     writers = {stage: _Shards(out_dir, f"{split}-{stage}", num_shards) for stage in ("global", "local")}
+    points_mm = []
     try:
-        ndim, count = _write_examples(samples, writers, landmark_names, global_spacing, local_spacing, log)
+        ndim, count = _write_examples(samples, writers, landmark_names, global_spacing, local_spacing, log,
+                                      points_mm)
     except BaseException:
         for w in writers.values():
             w.abort()
@@ -74,11 +77,19 @@ def prepare_records(
         w.close()
     write_dataset_info(out_dir, ndim=ndim, landmark_names=landmark_names,
                        global_spacing=global_spacing, local_spacing=local_spacing,
-                       counts={split: count})
+                       counts={split: count}, reference=_reference(points_mm) if split == "train" else None)
     return count
 
 
-def _write_examples(samples, writers, landmark_names, global_spacing, local_spacing, log):
+def _reference(points_mm):
+    """The training heads' landmark pair distances (normalise_scale), if every pair is ever seen."""
+    try:
+        return reference_distances(np.stack(points_mm))
+    except ValueError:  # fewer than 3 landmarks, or a pair never seen together
+        return None
+
+
+def _write_examples(samples, writers, landmark_names, global_spacing, local_spacing, log, points_mm):
     """(ndim, number of images) after writing both stages' examples of every sample."""
     ndim, count = None, 0
     t0 = time.time()
@@ -93,6 +104,7 @@ def _write_examples(samples, writers, landmark_names, global_spacing, local_spac
             ndim = image.ndim
         elif image.ndim != ndim:
             raise ConfigError(f"{image_id}: is {image.ndim}D but earlier images are {ndim}D")
+        points_mm.append(points * np.asarray(image.spacing, np.float64))
         for stage, spacing in (("global", global_spacing), ("local", local_spacing)):
             arr, eff, pts = resample_for_stage(image, points, spacing)
             writers[stage].write(serialize_example(arr, eff, pts, image_id))
@@ -145,8 +157,12 @@ class _Shards:
             w.close()
 
 
-def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_spacing, counts):
-    """dataset.json: what training needs to know about the shards (merged per split)."""
+def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_spacing, counts, reference=None):
+    """dataset.json: what training needs to know about the shards (merged per split).
+
+    `reference`: the training images' mean landmark pair distances in mm
+    (`lmk_tf.method.scale.reference_distances`), for a scale-normalised local stage.
+    """
     path = os.path.join(out_dir, "dataset.json")
     info = {}
     if os.path.exists(path):
@@ -163,6 +179,8 @@ def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_s
         "local_spacing": float(local_spacing),
         "counts": merged_counts,
     })
+    if reference is not None:
+        info["reference_distances_mm"] = list(reference)
     with open(path, "w") as f:
         json.dump(info, f, indent=2)
 

@@ -21,14 +21,16 @@ from lmk_tf.method.config import StageConfig
 from lmk_tf.method.graph import GlobalToLocal
 from lmk_tf.training.trainer import build_stage_model
 
-_INFERENCE = ("presence_threshold", "local_iterations", "shift_crops", "calibration")
+_INFERENCE = ("presence_threshold", "local_iterations", "shift_crops", "calibration", "normalise_scale",
+              "reference_distances_mm")
 
 
 def rebuild(path: str, **overrides) -> GlobalToLocal:
     """The `GlobalToLocal` of a version (or the newest of a base) directory.
 
     `overrides` replace inference settings (presence_threshold,
-    local_iterations, shift_crops, calibration); None keeps the version's.
+    local_iterations, shift_crops, calibration, normalise_scale,
+    reference_distances_mm); None keeps the version's.
     """
     version_dir, _ = resolve_model_dir(path)
     info = read_model_info(version_dir)

@@ -133,6 +133,8 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
         "presence_threshold": pipeline.presence_threshold,
         "local_iterations": pipeline.local_iterations,
         "shift_crops": pipeline.shift_crops,
+        "normalise_scale": pipeline.normalise_scale,
+        "reference_distances_mm": pipeline.reference_distances_mm,
         "calibration": pipeline.calibration,
         "global_config": pipeline.global_config,
         "local_config": pipeline.local_config,
@@ -154,6 +156,8 @@ def export(
     local_iterations: int | None = None,
     shift_crops: int | None = None,
     calibration: dict | None = None,
+    normalise_scale: bool | None = None,
+    reference_distances_mm=None,
     warmup_shape=None,
     warmup_spacing=None,
     extra_info: dict | None = None,
@@ -165,7 +169,8 @@ def export(
     recipe that trained it measured; a value given here overrides it.
     """
     pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations,
-                        calibration=calibration, shift_crops=shift_crops)
+                        calibration=calibration, shift_crops=shift_crops, normalise_scale=normalise_scale,
+                        reference_distances_mm=reference_distances_mm)
     return export_pipeline(pipeline, base_dir, version=version, warmup_shape=warmup_shape,
                            warmup_spacing=warmup_spacing, extra_info=extra_info)
 

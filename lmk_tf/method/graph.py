@@ -25,6 +25,7 @@ from lmk_tf.method.layers import (
 )
 from lmk_tf.method.networks import with_logits
 from lmk_tf.method.preprocess import pad_to_multiple, resampled_geometry
+from lmk_tf.method.scale import head_scale, pair_indices
 from lmk_tf.method.uncertainty import apply_calibration, default_calibration, vote_spread
 from lmk_tf.method.windows import intensity_stats, normalised_resample, normalised_windows
 
@@ -54,6 +55,11 @@ class GlobalToLocal(keras.Model):
       shift_crops: local passes on sub-images shifted by 1/8 of their size
         (0, 2 or 4) whose disagreement is the `shift_mm` signal; they do not
         change the estimate.
+      normalise_scale: run the local stage at the head's scale times its
+        spacing, the scale measured on the global estimate against
+        `reference_distances_mm` (`lmk_tf.method.scale`).
+      reference_distances_mm: mean distance of every landmark pair in the
+        training images (`scale.reference_distances`); needed by normalise_scale.
 
     Call arguments:
       inputs: dict with `image` [*spatial, 1] and `spacing` [ndim] (one image,
@@ -67,7 +73,8 @@ class GlobalToLocal(keras.Model):
     """
 
     def __init__(self, global_net, local_net, global_config, local_config, landmark_names,
-                 presence_threshold=0.5, local_iterations=1, calibration=None, shift_crops=0, **kwargs):
+                 presence_threshold=0.5, local_iterations=1, calibration=None, shift_crops=0,
+                 normalise_scale=False, reference_distances_mm=None, **kwargs):
         super().__init__(**kwargs)
         self.global_net = global_net
         self.local_net = local_net
@@ -80,6 +87,13 @@ class GlobalToLocal(keras.Model):
         if int(shift_crops) not in (0, 2, 4):
             raise ValueError(f"shift_crops must be 0, 2 or 4, got {shift_crops!r}")
         self.shift_crops = int(shift_crops)
+        self.normalise_scale = bool(normalise_scale)
+        self.reference_distances_mm = None if reference_distances_mm is None else [
+            float(v) for v in reference_distances_mm]
+        num_pairs = len(pair_indices(len(self.landmark_names))[0])
+        if self.normalise_scale and (self.reference_distances_mm is None
+                                     or len(self.reference_distances_mm) != num_pairs):
+            raise ValueError(f"normalise_scale needs reference_distances_mm for the {num_pairs} landmark pairs")
         g = StageConfig.from_dict(self.global_config)
         loc = StageConfig.from_dict(self.local_config)
         if g.ndim != loc.ndim:
@@ -118,11 +132,15 @@ class GlobalToLocal(keras.Model):
         g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
         g_mass = tf.reduce_sum(tf.sigmoid(tf.reshape(out["classification"], [-1, num_landmarks])), axis=0)
 
-        _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, loc.spacing)
+        # The local stage at the head's own scale: it sees the anatomy at the size it trained on.
+        l_spacing = tf.constant(loc.spacing, tf.float32)
+        if self.normalise_scale:
+            l_spacing = l_spacing * head_scale(global_index, spacing, self.reference_distances_mm)
+        _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
         confidence = g_conf[0]
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale
-            local_index, l_conf, l_spread, l_mass = self._local_pass(image, spacing, stats, centres)
+            local_index, l_conf, l_spread, l_mass = self._local_pass(image, spacing, stats, centres, l_spacing)
             index = l_off + l_scale * local_index
             confidence = l_conf
 
@@ -134,12 +152,13 @@ class GlobalToLocal(keras.Model):
             signs = tf.constant(SHIFT_SIGNS[self.ndim][: self.shift_crops], tf.float32)
             sq = tf.zeros_like(confidence)
             for k in range(self.shift_crops):
-                moved_index = l_off + l_scale * self._local_pass(image, spacing, stats, centres + step * signs[k])[0]
+                moved = self._local_pass(image, spacing, stats, centres + step * signs[k], l_spacing)[0]
+                moved_index = l_off + l_scale * moved
                 sq += tf.reduce_sum(tf.square((moved_index - index) * spacing), axis=-1)
             shift = tf.sqrt(sq / self.shift_crops)
 
         signals = {
-            "local_spread_mm": l_spread * loc.spacing,
+            "local_spread_mm": l_spread * l_spacing,
             "global_spread_mm": g_spread,
             "global_local_mm": tf.norm((index - global_index) * spacing, axis=-1),
             "local_mass": l_mass,
@@ -161,8 +180,8 @@ class GlobalToLocal(keras.Model):
             **signals,
         }
 
-    def _local_pass(self, image, spacing, stats, centres):
-        """One local refinement around `centres` (local-grid indices [L, ndim]).
+    def _local_pass(self, image, spacing, stats, centres, l_spacing):
+        """One local refinement around `centres` (indices [L, ndim] of the grid at `l_spacing` mm).
 
         Each sub-image is cut from a small window of the input, normalised and
         resampled on its own, so no full-resolution copy of a large volume is made.
@@ -171,7 +190,7 @@ class GlobalToLocal(keras.Model):
         (local pixels) and the summed probability, each per landmark.
         """
         num_landmarks, stride, n = len(self.landmark_names), self._l.net.total_stride, self._l.patch_size
-        windows, starts = normalised_windows(image, spacing, self._l.spacing, stats, centres, n + 1)
+        windows, starts = normalised_windows(image, spacing, l_spacing, stats, centres, n + 1)
         crops = self.crop(windows, (centres - starts)[:, None, :])  # [L, 1, *n, 1]
         crops = tf.reshape(crops, [1, num_landmarks] + [n] * self.ndim + [1])
         out = self._local_logits(crops, training=False)
@@ -196,6 +215,8 @@ class GlobalToLocal(keras.Model):
             "local_iterations": self.local_iterations,
             "calibration": self.calibration,
             "shift_crops": self.shift_crops,
+            "normalise_scale": self.normalise_scale,
+            "reference_distances_mm": self.reference_distances_mm,
         })
         return config
 

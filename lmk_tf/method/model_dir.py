@@ -60,16 +60,24 @@ def load_stage(model_dir: str, stage: str):
 
 def assemble(model_dir: str, *, presence_threshold: float | None = None,
              local_iterations: int | None = None, shift_crops: int | None = None,
-             calibration: dict | None = None) -> GlobalToLocal:
+             calibration: dict | None = None, normalise_scale: bool | None = None,
+             reference_distances_mm=None) -> GlobalToLocal:
     """Composes the trained global and local stages found in `model_dir`.
 
     The inference settings are those training wrote to inference.json; a value
     given here overrides its setting. `calibration` maps the uncertainty
     signals to mm (`uncertainty.fit_calibration`); None: uncalibrated.
+    `reference_distances_mm` (the training images' landmark pair distances)
+    defaults to dataset.json's, which lmk-prepare writes.
     """
     info = load_dataset_info(model_dir)
     inference = InferenceConfig.load(model_dir).override(
-        presence_threshold=presence_threshold, local_iterations=local_iterations, shift_crops=shift_crops)
+        presence_threshold=presence_threshold, local_iterations=local_iterations, shift_crops=shift_crops,
+        normalise_scale=normalise_scale)
+    reference = reference_distances_mm if reference_distances_mm is not None else info.get("reference_distances_mm")
+    if inference.normalise_scale and reference is None:
+        raise ConfigError(f"{model_dir}: normalise_scale needs the training images' landmark distances "
+                          "(reference_distances_mm), which its dataset.json lacks: prepare the data again")
     g_config, g_net = load_stage(model_dir, "global")
     l_config, l_net = load_stage(model_dir, "local")
     if g_config.ndim != l_config.ndim:
@@ -78,5 +86,6 @@ def assemble(model_dir: str, *, presence_threshold: float | None = None,
         g_net, l_net, dataclasses.asdict(g_config), dataclasses.asdict(l_config),
         info["landmark_names"], presence_threshold=inference.presence_threshold,
         local_iterations=inference.local_iterations, shift_crops=inference.shift_crops,
-        calibration=calibration, name="global_to_local",
+        calibration=calibration, normalise_scale=inference.normalise_scale,
+        reference_distances_mm=reference if inference.normalise_scale else None, name="global_to_local",
     )

@@ -51,3 +51,15 @@ def test_gamma_keeps_landmarks_and_range_and_changes_mid_tones():
     np.testing.assert_array_equal(truth, POINTS)
     assert out.min() == pytest.approx(0) and out.max() == pytest.approx(255)
     assert out[8, 0] > image[8, 0] + 20
+
+
+@pytest.mark.parametrize("name", list(PERTURBATIONS))
+def test_magnification_is_how_distances_between_landmarks_change(name):
+    from benchmarks.perturb import MAGNIFICATION
+
+    image = blob_image((121, 140), POINTS)
+    _, moved = PERTURBATIONS[name](image, POINTS)
+    keep = ~np.isnan(moved).any(axis=1)
+    a, b = np.nonzero(keep)[0][:2]
+    ratio = np.linalg.norm(moved[a] - moved[b]) / np.linalg.norm(POINTS[a] - POINTS[b])
+    assert ratio == pytest.approx(MAGNIFICATION.get(name, 1.0), rel=0.01)

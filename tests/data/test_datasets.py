@@ -91,7 +91,8 @@ def test_a_dark_canvas_surrounds_a_zoomed_out_image_and_the_patch_is_normalised_
     # A random canvas value per patch: the corners differ between draws.
     assert np.ptp([p[0, 0] for p in patches]) > 0.05
     # Off (the default), the outside is the mean (0) and nothing is normalised again.
-    plain = np.asarray(global_sample(example, tf.constant([0, 1], tf.int64), dataclasses.replace(config, canvas=0.0))[0])
+    off = dataclasses.replace(config, canvas=0.0)
+    plain = np.asarray(global_sample(example, tf.constant([0, 1], tf.int64), off)[0])
     assert np.abs(plain[:4, :4]).max() < 1e-6
 
 

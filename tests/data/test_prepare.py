@@ -52,3 +52,35 @@ def test_anisotropic_volumes_are_resampled_to_isotropic_stage_grids():
         # The same physical point: input index = offset + scale * output index.
         scale = np.asarray(spacing) / np.asarray(image.spacing)
         np.testing.assert_allclose((scale - 1) / 2 + scale * pts[0], point[0], atol=1e-5)
+
+
+def test_prepare_records_the_training_heads_landmark_distances(tiny_data):
+    import json
+
+    from lmk_tf.method.scale import reference_distances
+    from tests.conftest import tiny_samples
+
+    samples, names = tiny_samples()  # what tiny_data prepared
+    info = json.load(open(os.path.join(tiny_data, "dataset.json")))
+    want = reference_distances([s.points * np.asarray(s.load().spacing) for s in samples])
+    np.testing.assert_allclose(info["reference_distances_mm"], want, rtol=1e-9)
+    assert len(want) == len(names) * (len(names) - 1) // 2
+
+
+def test_a_scale_normalised_graph_takes_the_reference_training_copied(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from lmk_tf.errors import ConfigError
+    from lmk_tf.method.model_dir import assemble
+
+    model = assemble(tiny_model_dir, normalise_scale=True)
+    info = json.load(open(os.path.join(tiny_model_dir, "dataset.json")))
+    assert model.normalise_scale and model.reference_distances_mm == info["reference_distances_mm"]
+    older = tmp_path / "older"
+    shutil.copytree(tiny_model_dir, older)
+    del info["reference_distances_mm"]
+    (older / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(ConfigError, match="normalise_scale needs the training images' landmark distances"):
+        assemble(str(older), normalise_scale=True)
+    assert not assemble(str(older)).normalise_scale

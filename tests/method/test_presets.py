@@ -13,20 +13,21 @@ from lmk_tf.method.presets import INFERENCE_FILE, InferenceConfig, default_confi
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.parametrize("name,ndim,steps,presence,iterations,shifts", [
-    ("synthetic", 2, (1500, 2000), 0.5, 1, 0),  # docs/benchmarks.md, 2D column
-    ("synthetic", 3, (1000, 800), 0.5, 6, 0),  # 3D column: the local stage runs 6 times
-    # docs/isbi2015.md: every landmark reported; 4 shifted sub-images for the uncertainty signal
-    ("ceph", 2, (8000, 8000), 0.0, 1, 4),
-    ("ct", 3, (4000, 4000), 0.5, 3, 0),
-    ("mr_head", 3, (4000, 4000), 0.5, 3, 0),
-    ("synthetic3d", 3, (1500, 2000), 0.5, 6, 0),  # benchmarks/volumes.py, docs/volumes.md
+@pytest.mark.parametrize("name,ndim,steps,presence,iterations,shifts,scaled", [
+    ("synthetic", 2, (1500, 2000), 0.5, 1, 0, False),  # docs/benchmarks.md, 2D column
+    ("synthetic", 3, (1000, 800), 0.5, 6, 0, False),  # 3D column: the local stage runs 6 times
+    # docs/isbi2015.md: every landmark reported; 4 shifted sub-images for the uncertainty signal;
+    # the local stage at the head's scale
+    ("ceph", 2, (8000, 8000), 0.0, 1, 4, True),
+    ("ct", 3, (4000, 4000), 0.5, 3, 0, False),
+    ("mr_head", 3, (4000, 4000), 0.5, 3, 0, False),
+    ("synthetic3d", 3, (1500, 2000), 0.5, 6, 0, False),  # benchmarks/volumes.py, docs/volumes.md
 ])
-def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations, shifts):
+def test_presets_carry_the_figures_settings(name, ndim, steps, presence, iterations, shifts, scaled):
     preset = get_preset(name, ndim)
     assert (preset.global_config.steps, preset.local_config.steps) == steps
     assert preset.inference == InferenceConfig(presence_threshold=presence, local_iterations=iterations,
-                                               shift_crops=shifts)
+                                               shift_crops=shifts, normalise_scale=scaled)
     assert [c.stage for c in preset.stages] == ["global", "local"]
     assert {c.ndim for c in preset.stages} == {ndim} and preset.ndim == ndim
     assert default_config("local", ndim, name) == preset.local_config
