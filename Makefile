@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test lint demo clean-demo isbi2015 isbi2015-cv isbi2015-fold isbi2015-kfold
+.PHONY: install test lint demo clean-demo isbi2015 isbi2015-cv isbi2015-fold isbi2015-kfold isbi2015-refresh
 
 install: $(STAMP)
 
@@ -63,3 +63,11 @@ isbi2015-kfold: install
 	$(PY) benchmarks/isbi2015_folds.py --predictions=docs/isbi2015/kfold
 	$(PY) benchmarks/isbi2015_calibrate.py --predictions=docs/isbi2015/kfold \
 	  --output=docs/isbi2015/calibration.json --plots=docs/isbi2015/kfold
+
+# After a change of inference settings only (no training needed): every fold's newest model
+# is exported again with them, from its own export, and its held-out CSV written again.
+isbi2015-refresh: install
+	for k in $(FOLDS); do \
+	  $(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=$$k --from_fold_model \
+	    --report=build/isbi2015/fold$$k/report/isbi2015 || exit 1; \
+	done

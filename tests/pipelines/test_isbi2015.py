@@ -6,6 +6,7 @@ pictures laid out as the challenge's (images/ + senior.csv + junior.csv).
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -77,6 +78,23 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     assert p.returncode == 2
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "steps: 2 -> 3" in lines[0] and str(work) in lines[0], p.stderr
+
+    # Inference settings changed since the fold's export (here: the export is made to say it ran
+    # without the scale-normalised local stage) and its training directory is gone: the next
+    # version is rebuilt from the export itself, with the recipe's settings; nothing trains.
+    info_path = work / "folds" / "fold0" / "1" / "assets" / "model_info.json"
+    info = json.loads(info_path.read_text())
+    assert info["normalise_scale"] is True and len(info["reference_distances_mm"]) == 15
+    info_path.write_text(json.dumps({**info, "normalise_scale": False}))
+    shutil.rmtree(work / "fold0")
+    p = recipe(isbi_like, work, report, "--from_fold_model", num_folds=2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "normalise_scale: False -> True); exporting version 2" in p.stdout and "training" not in p.stdout
+    again = json.loads((work / "folds" / "fold0" / "2" / "assets" / "model_info.json").read_text())
+    assert again["normalise_scale"] is True and again["reference_distances_mm"] == info["reference_distances_mm"]
+    assert len((work / "kfold" / "fold0.csv").read_text().splitlines()) == 1 + 4 * 6
+    p = recipe(isbi_like, work, report, "--from_fold_model", num_folds=2)
+    assert "already exported: " in p.stdout and str(work / "folds" / "fold0" / "2") in p.stdout
 
     p = run("benchmarks/isbi2015_folds.py", f"--reports={report}")
     assert p.returncode == 0, p.stderr[-3000:]
