@@ -5,7 +5,7 @@ r"""Ablation of the ISBI 2015 global stage over the k-fold models, at a fifth of
 
 For each fold it trains the ceph preset's global stage, with the --set settings
 changed, on that fold's training images, and composes it with the local stage
-of the fold's exported model (saved_models/isbi2015_kfold/fold<k>/1). The local
+of the fold's newest exported model (saved_models/isbi2015_kfold/fold<k>/). The local
 stage trains on its own (sub-images around the true landmarks, whatever the
 global stage does), so the composite is the model the whole recipe with those
 settings would train, up to the local stage's training noise. The composite is
@@ -74,8 +74,11 @@ def run_fold(fold, samples, names, preset, config, variant_dir):
     if os.path.exists(csv_path):
         print(f"== fold {fold}: {csv_path} exists, skipped", flush=True)
         return
-    source_model = os.path.join(FLAGS.fold_models, f"fold{fold}", "1")
-    if not os.path.isdir(source_model):
+    from lmk_tf.export.layout import list_versions
+
+    versions = list_versions(os.path.join(FLAGS.fold_models, f"fold{fold}"))
+    source_model = versions[max(versions)] if versions else os.path.join(FLAGS.fold_models, f"fold{fold}")
+    if not versions:
         raise SystemExit(f"isbi2015_global_ablation: {source_model} not found (train fold {fold} first)")
     train, held_out = sources.split(samples, fold=fold, num_folds=FLAGS.num_folds, seed=FLAGS.split_seed)
     work = os.path.join(variant_dir, f"fold{fold}")
@@ -91,7 +94,8 @@ def run_fold(fold, samples, names, preset, config, variant_dir):
     composite = GlobalToLocal(
         global_net, old.local_net, dataclasses.asdict(config), old.local_config, names,
         presence_threshold=old.presence_threshold, local_iterations=old.local_iterations,
-        shift_crops=old.shift_crops, name="global_to_local")
+        shift_crops=old.shift_crops, normalise_scale=old.normalise_scale,
+        reference_distances_mm=old.reference_distances_mm, name="global_to_local")
     base = os.path.join(variant_dir, "models", f"fold{fold}")
     version = os.path.join(base, "1")
     if not os.path.isdir(version):
