@@ -76,10 +76,9 @@ def run_fold(fold, samples, names, preset, config, variant_dir):
         return
     from lmk_tf.export.layout import list_versions
 
-    versions = list_versions(os.path.join(FLAGS.fold_models, f"fold{fold}"))
-    source_model = versions[max(versions)] if versions else os.path.join(FLAGS.fold_models, f"fold{fold}")
-    if not versions:
-        raise SystemExit(f"isbi2015_global_ablation: {source_model} not found (train fold {fold} first)")
+    source_model = os.path.join(FLAGS.fold_models, f"fold{fold}")  # rebuild() takes its newest version
+    if not list_versions(source_model):
+        raise SystemExit(f"isbi2015_global_ablation: no exported model in {source_model} (train fold {fold} first)")
     train, held_out = sources.split(samples, fold=fold, num_folds=FLAGS.num_folds, seed=FLAGS.split_seed)
     work = os.path.join(variant_dir, f"fold{fold}")
     data_dir, model_dir = os.path.join(work, "data"), os.path.join(work, "model")

@@ -106,7 +106,9 @@ def main(argv):
     print(f"total {time.time() - t0:.0f}s", file=sys.stdout)
 
 
-INFERENCE_KEYS = ("presence_threshold", "local_iterations", "shift_crops", "normalise_scale")
+def _as_json(config) -> dict:
+    # As model_info stores settings: tuples read back as lists.
+    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def export_fold_model(preset, model_dir, options):
@@ -130,18 +132,15 @@ def export_fold_model(preset, model_dir, options):
     newest = versions[max(versions)]
     info = read_model_info(newest)
     for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
-        # Compared as JSON, as model_info stores them (tuples read back as lists); read through
-        # StageConfig, so that a setting added since the export counts with its default.
-        def as_json(c):
-            return json.loads(json.dumps(dataclasses.asdict(c)))
-
+        # Read through StageConfig, so that a setting added since the export counts with its default.
         saved = info.get(f"{stage}_config")
-        saved = as_json(StageConfig.from_dict(saved)) if saved else {}
-        changes = recipe.setting_changes(saved, as_json(config))
+        saved = _as_json(StageConfig.from_dict(saved)) if saved else {}
+        changes = recipe.setting_changes(saved, _as_json(config))
         if changes:
             raise ConfigError(f"{newest} holds a fold model whose {stage} stage has other settings than the "
                               f"trained one ({'; '.join(changes)}); delete it or give another --fold_models")
-    wanted = {k: getattr(preset.inference, k) for k in INFERENCE_KEYS}
+    # Every inference setting, from InferenceConfig itself: one added later is compared too.
+    wanted = dataclasses.asdict(preset.inference)
     defaults = dataclasses.asdict(type(preset.inference)())
     changes = [f"{k}: {info.get(k, defaults[k])!r} -> {v!r}" for k, v in wanted.items()
                if info.get(k, defaults[k]) != v]
