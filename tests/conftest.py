@@ -5,8 +5,18 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_in_repo(*args, timeout=600):
+    """`python *args` in a fresh process at the repository's root (scripts define absl flags)."""
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 def tiny_configs(ndim=2):
@@ -66,3 +76,28 @@ def tiny_model_dir(tiny_data, tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("tiny_model"))
     recipe.train(tiny_preset(), tiny_data, model_dir, log=None)
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def isbi_like(tmp_path_factory):
+    """A tiny stand-in for ../shared/data/isbi2015, which a fresh clone has not: synthetic
+    pictures laid out as the challenge's (images/ + senior.csv + junior.csv)."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from lmk_tf.io.landmarks import Landmarks, write_landmark_table
+    from lmk_tf.synthetic import make_sample
+
+    root = tmp_path_factory.mktemp("isbi2015")
+    (root / "images").mkdir()
+    senior, junior = {}, {}
+    for i in range(8):
+        image, points, names = make_sample(2, seed=i, shape=(160, 128), spacing=(1.0, 1.0))
+        a = image.array
+        pixels = np.uint8(np.clip(255 * (a - a.min()) / (np.ptp(a) or 1), 0, 255))
+        PILImage.fromarray(pixels).save(root / "images" / f"{i:03d}.png")
+        senior[f"{i:03d}.png"] = Landmarks(names, points)
+        junior[f"{i:03d}.png"] = Landmarks(names, points + 1.0)  # the second doctor disagrees by 1 px
+    write_landmark_table(root / "senior.csv", senior)
+    write_landmark_table(root / "junior.csv", junior)
+    return root

@@ -1,45 +1,11 @@
-"""The ISBI 2015 recipe end to end on a tiny stand-in for ../shared/data/isbi2015.
-
-Real data is not in a fresh clone, so the directory is built from synthetic
-pictures laid out as the challenge's (images/ + senior.csv + junior.csv).
-"""
+"""The ISBI 2015 recipe end to end on a tiny stand-in for ../shared/data/isbi2015 (conftest.isbi_like)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
-import numpy as np
 import pytest
-from PIL import Image as PILImage
 
-from lmk_tf.io.landmarks import Landmarks, write_landmark_table
-from lmk_tf.synthetic import make_sample
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def run(*args, timeout=600):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-
-
-@pytest.fixture(scope="module")
-def isbi_like(tmp_path_factory):
-    root = tmp_path_factory.mktemp("isbi2015")
-    (root / "images").mkdir()
-    senior, junior = {}, {}
-    for i in range(8):
-        image, points, names = make_sample(2, seed=i, shape=(160, 128), spacing=(1.0, 1.0))
-        a = image.array
-        pixels = np.uint8(np.clip(255 * (a - a.min()) / (np.ptp(a) or 1), 0, 255))
-        PILImage.fromarray(pixels).save(root / "images" / f"{i:03d}.png")
-        senior[f"{i:03d}.png"] = Landmarks(names, points)
-        junior[f"{i:03d}.png"] = Landmarks(names, points + 1.0)  # the second doctor disagrees by 1 px
-    write_landmark_table(root / "senior.csv", senior)
-    write_landmark_table(root / "junior.csv", junior)
-    return root
+from tests.conftest import run_in_repo as run
 
 
 def recipe(data, work, report, *extra, fold=0, num_folds=2):
