@@ -90,26 +90,12 @@ def changed_config(config, changes):
         raise SystemExit(f"isbi2015_stage_ablation: --set {FLAGS.set}: {e}") from None
 
 
-def compose(old, net, config):
-    """The fold model `old` with its `FLAGS.stage` replaced by `net` trained with `config`."""
-    from lmk_tf.method.graph import GlobalToLocal
-
-    stages = {"global": (old.global_net, old.global_config), "local": (old.local_net, old.local_config)}
-    stages[FLAGS.stage] = (net, dataclasses.asdict(config))
-    (g_net, g_config), (l_net, l_config) = stages["global"], stages["local"]
-    return GlobalToLocal(
-        g_net, l_net, g_config, l_config, old.landmark_names,
-        presence_threshold=old.presence_threshold, local_iterations=old.local_iterations,
-        shift_crops=old.shift_crops, normalise_scale=old.normalise_scale,
-        reference_distances_mm=old.reference_distances_mm, name="global_to_local")
-
-
 def run_fold(fold, samples, names, preset, config, variant_dir):
     from lmk_tf import recipe
     from lmk_tf.data import sources
     from lmk_tf.evaluation.predictions import predict_held_out, write_predictions_csv
     from lmk_tf.export.layout import list_versions
-    from lmk_tf.export.reload import rebuild
+    from lmk_tf.export.reload import rebuild, replace_stage
     from lmk_tf.export.savedmodel import export_pipeline
     from lmk_tf.method.model_dir import load_stage
     from lmk_tf.serving.local import LocalModel
@@ -132,7 +118,8 @@ def run_fold(fold, samples, names, preset, config, variant_dir):
         train_stage(config, data_dir, model_dir, inference=preset.inference)
     print(f"== fold {fold}: {FLAGS.stage} stage ready ({time.time() - t0:.0f}s)", flush=True)
     _, net = load_stage(model_dir, FLAGS.stage)
-    composite = compose(rebuild(source_model, calibration=None), net, config)
+    composite = replace_stage(rebuild(source_model, calibration=None), FLAGS.stage, net,
+                              dataclasses.asdict(config))
     base = os.path.join(variant_dir, "models", f"fold{fold}")
     version = os.path.join(base, "1")
     if not os.path.isdir(version):

@@ -50,6 +50,18 @@ def rebuild(path: str, **overrides) -> GlobalToLocal:
     return model
 
 
+
+def replace_stage(model: GlobalToLocal, stage: str, net, config: dict) -> GlobalToLocal:
+    """`model` with its `stage` ('global' or 'local') replaced by `net` trained with `config`
+    (a StageConfig dict); the other stage and every inference setting are kept."""
+    if stage not in ("global", "local"):
+        raise ValueError(f"stage must be 'global' or 'local', got {stage!r}")
+    stages = {"global": (model.global_net, model.global_config), "local": (model.local_net, model.local_config)}
+    stages[stage] = (net, dict(config))
+    (g_net, g_config), (l_net, l_config) = stages["global"], stages["local"]
+    return GlobalToLocal(g_net, l_net, g_config, l_config, model.landmark_names, name="global_to_local",
+                         **{k: getattr(model, k) for k in _INFERENCE})
+
 def _restore(model: GlobalToLocal, version_dir: str):
     # An export holds the variables as `model_variables` (lmk_tf.export.savedmodel) or, in
     # versions exported before that, as the tracked Keras model `pipeline`: the same

@@ -1,8 +1,6 @@
-"""benchmarks/isbi2015_stage_ablation.py: one stage retrained, composed with the fold model's other stage."""
-
-import json
-
-import pytest
+"""benchmarks/isbi2015_stage_ablation.py: its refusals. The composition itself (a stage retrained and
+composed with a fold model's other stage) is checked in tests/pipelines/test_isbi2015.py, on the fold
+model that test trains anyway."""
 
 from tests.conftest import run_in_repo as run
 
@@ -12,43 +10,21 @@ def ablation(data, work, *extra):
                "--folds=0", f"--fold_models={work}/folds", f"--workdir={work}/ablation", *extra)
 
 
-@pytest.mark.slow
-def test_a_local_variant_is_composed_with_the_fold_models_global_stage_and_predicts_its_held_out_images(
-        isbi_like, tmp_path):
-    work = tmp_path / "work"
-    p = ablation(isbi_like, work, "--stage=local", "--name=deep", "--set=steps=2")
-    assert p.returncode != 0 and "no exported model in" in p.stderr and "train fold 0 first" in p.stderr
+def test_a_fold_with_no_exported_model_is_refused_naming_it(isbi_like, tmp_path):
+    p = ablation(isbi_like, tmp_path, "--stage=local", "--name=deep", "--set=steps=2")
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode != 0 and "no exported model in" in lines[-1] and "train fold 0 first" in lines[-1]
+    assert "Traceback" not in p.stderr
 
-    p = run("-m", "pipelines.isbi2015", f"--data={isbi_like}", "--fold=0", "--num_folds=2", "--spacing=1.0",
-            "--global_steps=2", "--local_steps=2", f"--workdir={work}/recipe", f"--report={work}/report",
-            f"--fold_models={work}/folds", f"--predictions={work}/kfold")
-    assert p.returncode == 0, p.stderr[-3000:]
 
-    # A nested setting changes only the fields named; the value of --set is JSON and may hold commas.
-    settings = ["--set=steps=3", "--set=steps_per_epoch=3", '--set=net={"blocks_per_stage": 2}',
-                "--set=zoom=[0.9,1.1]"]
-    p = ablation(isbi_like, work, "--stage=local", "--name=deep", *settings)
-    assert p.returncode == 0, p.stderr[-3000:]
-    assert "training the local stage, 3 steps" in p.stdout and "held-out MRE" in p.stdout
-    rows = (work / "ablation" / "deep" / "kfold" / "fold0.csv").read_text().splitlines()
-    assert rows[0].startswith("image,landmark,") and len(rows) == 1 + 4 * 6
-
-    info = json.loads((work / "ablation" / "deep" / "models" / "fold0" / "1" / "assets" / "model_info.json")
-                      .read_text())
-    fold = json.loads((work / "folds" / "fold0" / "1" / "assets" / "model_info.json").read_text())
-    assert info["global_config"] == fold["global_config"]
-    local = info["local_config"]
-    assert local["net"]["blocks_per_stage"] == 2 and local["steps"] == 3 and local["zoom"] == [0.9, 1.1]
-    assert local["net"]["stage_filters"] == fold["local_config"]["net"]["stage_filters"]
-    assert info["normalise_scale"] == fold["normalise_scale"]
-
-    p = ablation(isbi_like, work, "--stage=local", "--name=deep", *settings)
-    assert p.returncode == 0 and "exists, skipped" in p.stdout and "training" not in p.stdout
-
+def test_bad_settings_are_refused_in_one_line_before_anything_trains(isbi_like, tmp_path):
     for bad, message in ((["--set=stepz=3"], "give key=value with a key of"),
                          (["--set=steps=three"], "the value is not JSON"),
                          (['--set=net={"blocks": 2}'], "unknown fields ['blocks']"),
-                         (["--set=spacing=-1"], "spacing")):
-        p = ablation(isbi_like, work, "--stage=local", "--name=bad", *bad)
+                         (["--set=spacing=-1"], "spacing"),
+                         ([], "give --name")):
+        name = [] if not bad else ["--name=bad"]
+        p = ablation(isbi_like, tmp_path, "--stage=local", *name, *bad)
         lines = [line for line in p.stderr.splitlines() if line.strip()]
         assert p.returncode != 0 and message in lines[-1] and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "ablation").exists()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lmk_tf.errors import ModelError
-from lmk_tf.export.reload import rebuild
+from lmk_tf.export.reload import rebuild, replace_stage
 from lmk_tf.serving.local import LocalModel
 from tests.conftest import call_graph, tiny_samples
 
@@ -38,3 +38,16 @@ def test_weights_that_do_not_fit_the_settings_are_refused(exported, tmp_path):
     info_path.write_text(json.dumps(info))
     with pytest.raises(ModelError, match="do not fit"):
         rebuild(str(copy))
+
+
+def test_a_stage_is_replaced_and_the_other_stage_and_inference_settings_kept(exported):
+    model = rebuild(exported, local_iterations=2)
+    local = model.local_net
+    config = {**model.global_config, "steps": model.global_config["steps"] + 1}
+    swapped = replace_stage(model, "global", model.global_net, config)
+    assert swapped.global_config["steps"] == config["steps"] and swapped.local_net is local
+    assert swapped.local_config == model.local_config
+    for key in ("local_iterations", "presence_threshold", "shift_crops", "normalise_scale", "calibration"):
+        assert getattr(swapped, key) == getattr(model, key), key
+    with pytest.raises(ValueError, match="'global' or 'local'"):
+        replace_stage(model, "middle", local, model.local_config)

@@ -8,6 +8,35 @@ import pytest
 from tests.conftest import run_in_repo as run
 
 
+def ablation(data, work, *extra):
+    return run("benchmarks/isbi2015_stage_ablation.py", f"--data={data}", "--spacing=1.0", "--num_folds=2",
+               "--folds=0", f"--fold_models={work}/folds", f"--workdir={work}/ablation", "--stage=local",
+               "--name=deep", *extra)
+
+
+def check_stage_ablation(data, work):
+    """benchmarks/isbi2015_stage_ablation.py on the fold model just trained: a local stage retrained
+    with other settings, composed with the fold model's global stage, predicts the held-out images."""
+    # A nested setting changes only the fields named; the value of --set is JSON and may hold commas.
+    settings = ["--set=steps=3", "--set=steps_per_epoch=3", '--set=net={"blocks_per_stage": 2}',
+                "--set=zoom=[0.9,1.1]"]
+    p = ablation(data, work, *settings)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "training the local stage, 3 steps" in p.stdout and "held-out MRE" in p.stdout
+    rows = (work / "ablation" / "deep" / "kfold" / "fold0.csv").read_text().splitlines()
+    assert rows[0].startswith("image,landmark,") and len(rows) == 1 + 4 * 6
+    info = json.loads((work / "ablation" / "deep" / "models" / "fold0" / "1" / "assets" / "model_info.json")
+                      .read_text())
+    fold = json.loads((work / "folds" / "fold0" / "1" / "assets" / "model_info.json").read_text())
+    assert info["global_config"] == fold["global_config"]
+    local = info["local_config"]
+    assert local["net"]["blocks_per_stage"] == 2 and local["steps"] == 3 and local["zoom"] == [0.9, 1.1]
+    assert local["net"]["stage_filters"] == fold["local_config"]["net"]["stage_filters"]
+    assert info["normalise_scale"] == fold["normalise_scale"]
+    p = ablation(data, work, *settings)
+    assert p.returncode == 0 and "exists, skipped" in p.stdout and "training" not in p.stdout
+
+
 def recipe(data, work, report, *extra, fold=0, num_folds=2):
     return run("-m", "pipelines.isbi2015", f"--data={data}", f"--fold={fold}", f"--num_folds={num_folds}",
                "--spacing=1.0", "--global_steps=2", "--local_steps=2", f"--workdir={work}",
@@ -32,6 +61,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     assert (work / "folds" / "fold0" / "1" / "saved_model.pb").exists()
     rows = (work / "kfold" / "fold0.csv").read_text().splitlines()
     assert rows[0].startswith("image,landmark,") and "shift_mm" in rows[0] and len(rows) == 1 + 4 * 6
+    check_stage_ablation(isbi_like, work)
 
     # Same settings: the trained stages are reused, the evaluation runs again.
     p = recipe(isbi_like, work, report, num_folds=2)
