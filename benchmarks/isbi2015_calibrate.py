@@ -43,15 +43,15 @@ def load_folds(directory):
     return {int(re.search(r"fold(\d+)\.csv$", p).group(1)): read_predictions_csv(p) for p in paths}
 
 
-def rows(fold_data, names):
-    x = np.stack([fold_data[f] for f in FEATURES], axis=1)
+def rows(fold_data, names, features):
+    x = np.stack([fold_data[f] for f in features], axis=1)
     lm = np.array([names.index(n) for n in fold_data["landmark"]])
     return x, lm, fold_data["error_mm"]
 
 
-def stack(fold_list, names):
+def stack(fold_list, names, features):
     """(features, landmark index, error) of several folds' rows, concatenated."""
-    parts = [rows(d, names) for d in fold_list]
+    parts = [rows(d, names, features) for d in fold_list]
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
@@ -59,12 +59,18 @@ def main(argv):
     del argv
     folds = load_folds(FLAGS.predictions)
     names = list(dict.fromkeys(next(iter(folds.values()))["landmark"]))
+    # A signal added since some fold's file was written is left out, not read as zeros.
+    features = [f for f in FEATURES if all(f in d for d in folds.values())]
+    lacking = [f for f in FEATURES if f not in features]
+    if lacking:
+        print(f"note: {lacking} missing from some fold<k>.csv (written before the signal existed); "
+              f"calibrating on {features}")
     expected, radius, errors, confidence = [], [], [], []
     for k, data in folds.items():
         others = [folds[j] for j in folds if j != k]
-        cal = fit_calibration(*stack(others, names), len(names),
+        cal = fit_calibration(*stack(others, names, features), len(names), feature_names=features,
                               fitted_on=f"folds {sorted(j for j in folds if j != k)}")
-        xk, lk, ek = rows(data, names)
+        xk, lk, ek = rows(data, names, features)
         e, r = predict_error(xk, lk, cal)
         s = summarize_uncertainty(e, r, ek)
         print(f"fold {k} (calibrated on the other {len(others)}): {format_uncertainty(s)}")
@@ -83,8 +89,8 @@ def main(argv):
     if FLAGS.plots:
         write_plots(FLAGS.plots, expected, errors)
     if FLAGS.output:
-        x, lm, err = stack(list(folds.values()), names)
-        cal = fit_calibration(x, lm, err, len(names),
+        x, lm, err = stack(list(folds.values()), names, features)
+        cal = fit_calibration(x, lm, err, len(names), feature_names=features,
                               fitted_on=f"out-of-fold predictions of folds {sorted(folds)} ({len(err)} landmarks)")
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
         with open(FLAGS.output, "w") as f:

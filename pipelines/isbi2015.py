@@ -25,6 +25,7 @@ from lmk_tf.errors import ConfigError  # noqa: E402
 from lmk_tf.method.config import StageConfig  # noqa: E402
 from lmk_tf.method.presets import get_preset  # noqa: E402
 from lmk_tf.method.scale import reference_distances  # noqa: E402
+from lmk_tf.method.shape import shape_weights  # noqa: E402
 
 flags.DEFINE_string("data", None, "The isbi2015 directory (images/, senior.csv, junior.csv).")
 flags.DEFINE_string("workdir", "build/isbi2015", "Scratch directory for shards and checkpoints.")
@@ -52,6 +53,10 @@ flags.DEFINE_bool("from_fold_model", False,
                   "Held-out fold: train nothing; take the fold's newest exported model (<fold_models>/fold<k>/), "
                   "exported again first if the recipe's inference settings changed since, and predict its held-out "
                   "images (for folds whose training directory is gone).")
+flags.DEFINE_bool("from_export", False,
+                  "Fold -1: train nothing; export the newest version in --export_base again as the next one, "
+                  "with the recipe's inference settings, the training images' statistics (head size, shape "
+                  "weights) and --calibration (after a change that needs no training).")
 flags.DEFINE_string("calibration", "docs/isbi2015/calibration.json",
                     "Fold -1: the uncertainty calibration (benchmarks/isbi2015_calibrate.py --output) the exported "
                     "model carries; a missing file exports the uncalibrated default, with a warning.")
@@ -73,12 +78,21 @@ def main(argv):
     extra = {"training_data": "ISBI 2015 challenge training set (150 images), research use only; cite Wang "
              "et al., Medical Image Analysis 31, 2016", "ground_truth": FLAGS.combine}
     # The training heads' size, against which the served graph measures each image's (normalise_scale).
-    reference = reference_distances([s.points * FLAGS.spacing for s in train])
+    points_mm = [s.points * FLAGS.spacing for s in train]
+    reference = reference_distances(points_mm)
+    # The training heads' shape, against which the served graph checks each landmark (shape_mm).
     options = dict(warmup_shape=(480, 388), warmup_spacing=[0.1, 0.1], extra_info=extra,
-                   reference_distances_mm=reference)
+                   reference_distances_mm=reference, shape_weights=shape_weights(points_mm))
+    if FLAGS.from_fold_model and exporting:
+        raise ConfigError("--from_fold_model is for a held-out fold (--fold=0..K-1); for --fold=-1 give --from_export")
+    if FLAGS.from_export and not exporting:
+        raise ConfigError("--from_export is for --fold=-1; for a held-out fold give --from_fold_model")
+    if FLAGS.from_export:
+        path = export_again(FLAGS.export_base, preset, dict(options, calibration=read_calibration(names)))
+        print(f"exported: {path}")
+        print(f"total {time.time() - t0:.0f}s (nothing trained)", flush=True)
+        return
     if FLAGS.from_fold_model:
-        if exporting:
-            raise ConfigError("--from_fold_model is for a held-out fold (--fold=0..K-1)")
         result = recipe.Result(data_dir="", model_dir="", prepare_seconds=0.0, train_seconds={})
     else:
         result = recipe.run(
@@ -115,13 +129,12 @@ def export_fold_model(preset, model_dir, options):
     """<fold_models>/fold<k>/<v>: the fold's model with the recipe's inference settings.
 
     Exported once per fold and reused while the recipe is the same. When only the
-    inference settings changed since, the next version is exported: from the trained
+    inference settings or the shape weights changed since, the next version is exported: from the trained
     stages in `model_dir`, or, without them (None), from the newest version itself.
     """
     from lmk_tf.export.contract import read_model_info
     from lmk_tf.export.layout import list_versions
-    from lmk_tf.export.reload import rebuild
-    from lmk_tf.export.savedmodel import export, export_pipeline
+    from lmk_tf.export.savedmodel import export
 
     base = os.path.join(FLAGS.fold_models, f"fold{FLAGS.fold}")
     versions = list_versions(base)
@@ -144,6 +157,9 @@ def export_fold_model(preset, model_dir, options):
     defaults = dataclasses.asdict(type(preset.inference)())
     changes = [f"{k}: {info.get(k, defaults[k])!r} -> {v!r}" for k, v in wanted.items()
                if info.get(k, defaults[k]) != v]
+    if not _same(info.get("shape_weights"), options["shape_weights"]):
+        changes.append("shape_weights: " + ("none" if info.get("shape_weights") is None else "others")
+                       + " -> fitted on the fold's training images")
     if not changes:
         print(f"== fold {FLAGS.fold}'s model already exported: {newest}", flush=True)
         return newest
@@ -152,10 +168,31 @@ def export_fold_model(preset, model_dir, options):
           f"exporting version {version}", flush=True)
     if model_dir is not None and os.path.exists(os.path.join(model_dir, "local", "model.keras")):
         return export(model_dir, base, version=version, **options)
-    reference = options["reference_distances_mm"]
-    pipeline = rebuild(newest, calibration=None, reference_distances_mm=reference, **wanted)
-    rest = {k: v for k, v in options.items() if k != "reference_distances_mm"}
-    return export_pipeline(pipeline, base, version=version, **rest)
+    return export_again(newest, preset, dict(options, calibration=None), version=version)
+
+
+def _same(a, b) -> bool:
+    import numpy as np
+
+    return a is not None and b is not None and np.allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-9)
+
+
+# What the served graph takes from the training images rather than from the trained stages.
+_STATISTICS = ("reference_distances_mm", "shape_weights", "calibration")
+
+
+def export_again(source, preset, options, version=None):
+    """The newest version under (or the version) `source`, exported again as `version` (default: the
+    next under its base) with the preset's inference settings and `options`' training statistics."""
+    from lmk_tf.export.layout import resolve_model_dir
+    from lmk_tf.export.reload import rebuild
+    from lmk_tf.export.savedmodel import export_pipeline
+
+    version_dir, _ = resolve_model_dir(source)
+    pipeline = rebuild(version_dir, **dataclasses.asdict(preset.inference),
+                       **{k: options[k] for k in _STATISTICS})
+    rest = {k: v for k, v in options.items() if k not in _STATISTICS}
+    return export_pipeline(pipeline, os.path.dirname(version_dir), version=version or FLAGS.version, **rest)
 
 
 def read_calibration(names):

@@ -26,6 +26,7 @@ from lmk_tf.errors import ConfigError
 from lmk_tf.image import Image
 from lmk_tf.method.preprocess import normalise_intensity, resample
 from lmk_tf.method.scale import reference_distances
+from lmk_tf.method.shape import shape_weights
 
 
 def resample_for_stage(image: Image, points_index: np.ndarray, spacing: float):
@@ -77,7 +78,8 @@ def prepare_records(
         w.close()
     write_dataset_info(out_dir, ndim=ndim, landmark_names=landmark_names,
                        global_spacing=global_spacing, local_spacing=local_spacing,
-                       counts={split: count}, reference=_reference(points_mm) if split == "train" else None)
+                       counts={split: count}, reference=_reference(points_mm) if split == "train" else None,
+                       shape=_shape(points_mm) if split == "train" else None)
     return count
 
 
@@ -86,6 +88,14 @@ def _reference(points_mm):
     try:
         return reference_distances(np.stack(points_mm))
     except ValueError:  # fewer than 3 landmarks, or a pair never seen together
+        return None
+
+
+def _shape(points_mm):
+    """The training heads' shape weights (the shape_mm signal), if there are enough landmarks."""
+    try:
+        return shape_weights(np.stack(points_mm))
+    except ValueError:  # fewer than 3 landmarks, or one never seen with all the others
         return None
 
 
@@ -157,11 +167,13 @@ class _Shards:
             w.close()
 
 
-def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_spacing, counts, reference=None):
+def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_spacing, counts, reference=None,
+                       shape=None):
     """dataset.json: what training needs to know about the shards (merged per split).
 
     `reference`: the training images' mean landmark pair distances in mm
-    (`lmk_tf.method.scale.reference_distances`), for a scale-normalised local stage.
+    (`lmk_tf.method.scale.reference_distances`), for a scale-normalised local stage;
+    `shape`: their shape weights (`lmk_tf.method.shape.shape_weights`), for the shape_mm signal.
     """
     path = os.path.join(out_dir, "dataset.json")
     info = {}
@@ -181,6 +193,8 @@ def write_dataset_info(out_dir, *, ndim, landmark_names, global_spacing, local_s
     })
     if reference is not None:
         info["reference_distances_mm"] = list(reference)
+    if shape is not None:
+        info["shape_weights"] = shape
     with open(path, "w") as f:
         json.dump(info, f, indent=2)
 

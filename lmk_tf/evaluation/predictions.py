@@ -59,17 +59,21 @@ def write_predictions_csv(path, rows: list[dict]) -> str:
 
 
 def read_predictions_csv(path) -> dict[str, np.ndarray]:
-    """Columns as arrays: image, landmark (str), error_mm, each feature, ... (float)."""
+    """Columns as arrays: image, landmark (str), error_mm, each feature, ... (float).
+
+    A signal added to FEATURES after a file was written is simply absent from what it returns.
+    """
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such predictions file") from None
-    if not rows or set(COLUMNS) - set(rows[0]):
-        missing = sorted(set(COLUMNS) - set(rows[0])) if rows else "every row"
+    required = set(COLUMNS) - set(FEATURES)
+    if not rows or required - set(rows[0]):
+        missing = sorted(required - set(rows[0])) if rows else "every row"
         raise ConfigError(f"{path}: not a predictions file (missing {missing})")
     out = {}
-    for col in COLUMNS:
+    for col in (c for c in COLUMNS if c in rows[0]):
         values = [r[col] for r in rows]
         if col in ("image", "landmark"):
             out[col] = np.array(values)

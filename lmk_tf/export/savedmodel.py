@@ -135,6 +135,7 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
         "shift_crops": pipeline.shift_crops,
         "normalise_scale": pipeline.normalise_scale,
         "reference_distances_mm": pipeline.reference_distances_mm,
+        "shape_weights": pipeline.shape_weights,
         "calibration": pipeline.calibration,
         "global_config": pipeline.global_config,
         "local_config": pipeline.local_config,
@@ -158,6 +159,7 @@ def export(
     calibration: dict | None = None,
     normalise_scale: bool | None = None,
     reference_distances_mm=None,
+    shape_weights=None,
     warmup_shape=None,
     warmup_spacing=None,
     extra_info: dict | None = None,
@@ -170,7 +172,7 @@ def export(
     """
     pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations,
                         calibration=calibration, shift_crops=shift_crops, normalise_scale=normalise_scale,
-                        reference_distances_mm=reference_distances_mm)
+                        reference_distances_mm=reference_distances_mm, shape_weights=shape_weights)
     return export_pipeline(pipeline, base_dir, version=version, warmup_shape=warmup_shape,
                            warmup_spacing=warmup_spacing, extra_info=extra_info)
 

@@ -26,6 +26,7 @@ from lmk_tf.method.layers import (
 from lmk_tf.method.networks import with_logits
 from lmk_tf.method.preprocess import pad_to_multiple, resampled_geometry
 from lmk_tf.method.scale import head_scale, pair_indices
+from lmk_tf.method.shape import shape_residual
 from lmk_tf.method.uncertainty import apply_calibration, default_calibration, vote_spread
 from lmk_tf.method.windows import intensity_stats, normalised_resample, normalised_windows
 
@@ -60,6 +61,9 @@ class GlobalToLocal(keras.Model):
         `reference_distances_mm` (`lmk_tf.method.scale`).
       reference_distances_mm: mean distance of every landmark pair in the
         training images (`scale.reference_distances`); needed by normalise_scale.
+      shape_weights: [L, L] combination of the other landmarks that predicts
+        each one (`shape.shape_weights`, fitted on the training images' truth),
+        for the `shape_mm` signal; None: the signal is 0.
 
     Call arguments:
       inputs: dict with `image` [*spatial, 1] and `spacing` [ndim] (one image,
@@ -74,7 +78,7 @@ class GlobalToLocal(keras.Model):
 
     def __init__(self, global_net, local_net, global_config, local_config, landmark_names,
                  presence_threshold=0.5, local_iterations=1, calibration=None, shift_crops=0,
-                 normalise_scale=False, reference_distances_mm=None, **kwargs):
+                 normalise_scale=False, reference_distances_mm=None, shape_weights=None, **kwargs):
         super().__init__(**kwargs)
         self.global_net = global_net
         self.local_net = local_net
@@ -91,6 +95,12 @@ class GlobalToLocal(keras.Model):
         self.reference_distances_mm = None if reference_distances_mm is None else [
             float(v) for v in reference_distances_mm]
         num_pairs = len(pair_indices(len(self.landmark_names))[0])
+        num_landmarks = len(self.landmark_names)
+        self.shape_weights = None if shape_weights is None else [[float(v) for v in row] for row in shape_weights]
+        if self.shape_weights is not None and (len(self.shape_weights) != num_landmarks
+                                               or any(len(row) != num_landmarks for row in self.shape_weights)):
+            raise ValueError(f"shape_weights must be [{num_landmarks}, {num_landmarks}] for the "
+                             f"{num_landmarks} landmarks")
         if self.normalise_scale and (self.reference_distances_mm is None
                                      or len(self.reference_distances_mm) != num_pairs):
             raise ValueError(f"normalise_scale needs reference_distances_mm for the {num_pairs} landmark pairs")
@@ -164,6 +174,8 @@ class GlobalToLocal(keras.Model):
             "local_mass": l_mass,
             "global_mass": g_mass,
             "shift_mm": shift,
+            "shape_mm": (tf.zeros_like(confidence) if self.shape_weights is None
+                         else shape_residual(index * spacing, self.shape_weights)),
         }
         expected_error, radius90 = apply_calibration(signals, self.calibration)
         size = tf.cast(tf.shape(image)[:-1], tf.float32)

@@ -61,14 +61,15 @@ def load_stage(model_dir: str, stage: str):
 def assemble(model_dir: str, *, presence_threshold: float | None = None,
              local_iterations: int | None = None, shift_crops: int | None = None,
              calibration: dict | None = None, normalise_scale: bool | None = None,
-             reference_distances_mm=None) -> GlobalToLocal:
+             reference_distances_mm=None, shape_weights=None) -> GlobalToLocal:
     """Composes the trained global and local stages found in `model_dir`.
 
     The inference settings are those training wrote to inference.json; a value
     given here overrides its setting. `calibration` maps the uncertainty
     signals to mm (`uncertainty.fit_calibration`); None: uncalibrated.
     `reference_distances_mm` (the training images' landmark pair distances)
-    defaults to dataset.json's, which lmk-prepare writes.
+    defaults to dataset.json's, which lmk-prepare writes; so do `shape_weights`
+    (the shape_mm signal; a dataset prepared before they existed has none: the signal is 0).
     """
     info = load_dataset_info(model_dir)
     inference = InferenceConfig.load(model_dir).override(
@@ -87,5 +88,7 @@ def assemble(model_dir: str, *, presence_threshold: float | None = None,
         info["landmark_names"], presence_threshold=inference.presence_threshold,
         local_iterations=inference.local_iterations, shift_crops=inference.shift_crops,
         calibration=calibration, normalise_scale=inference.normalise_scale,
-        reference_distances_mm=reference if inference.normalise_scale else None, name="global_to_local",
+        reference_distances_mm=reference if inference.normalise_scale else None,
+        shape_weights=shape_weights if shape_weights is not None else info.get("shape_weights"),
+        name="global_to_local",
     )

@@ -8,7 +8,9 @@ The graph measures, per landmark, signals that grow when an answer is doubtful:
 - `global_local_mm`: how far the local stage moved the global estimate;
 - `local_mass`, `global_mass`: the summed cell probabilities (uncapped);
 - `shift_mm`: with `shift_crops`, the RMS distance between the estimates of
-  local passes on sub-images shifted by a few pixels (0 without).
+  local passes on sub-images shifted by a few pixels (0 without);
+- `shape_mm`: how far the landmark lies from where the other landmarks put it
+  (`lmk_tf.method.shape`; 0 for a model without shape weights).
 
 A calibration fitted on out-of-fold predictions (never on a model's own
 training images) maps them to `expected_error_mm` (predicted radial error) with
@@ -27,7 +29,8 @@ from keras import ops
 
 from lmk_tf.method.layers import cell_centres
 
-FEATURES = ("local_spread_mm", "global_spread_mm", "global_local_mm", "local_mass", "global_mass", "shift_mm")
+FEATURES = ("local_spread_mm", "global_spread_mm", "global_local_mm", "local_mass", "global_mass", "shift_mm",
+            "shape_mm")
 EPS = 0.05  # mm (and probability units): keeps log() finite and damps tiny values
 
 
@@ -82,15 +85,20 @@ def _design(features: np.ndarray) -> np.ndarray:
 
 
 def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarray, num_landmarks: int, *,
-                    ridge: float = 1.0, coverage: float = 0.9, fitted_on: str = "") -> dict:
+                    ridge: float = 1.0, coverage: float = 0.9, fitted_on: str = "",
+                    feature_names=FEATURES) -> dict:
     """Least-squares fit of the log-error map, then the conformal quantile.
 
-    features [N, len(FEATURES)], landmark [N] (its index l), errors [N] mm: one
-    row per predicted landmark, all out of fold. The intercepts are per
+    features [N, len(feature_names)], landmark [N] (its index l), errors [N] mm:
+    one row per predicted landmark, all out of fold (`feature_names`: the
+    signals the columns hold, by default every one of FEATURES). The intercepts are per
     landmark (ridge-shrunk to their mean, so a landmark with few doubtful
     cases does not get an extreme one), the weights shared.
     """
     features, landmark, errors = np.asarray(features, np.float64), np.asarray(landmark), np.asarray(errors)
+    if features.ndim != 2 or features.shape[1] != len(feature_names):
+        raise ValueError(f"features must be [N, {len(feature_names)}] for {list(feature_names)}, "
+                         f"got shape {features.shape}")
     if len(errors) < 20:
         raise ValueError(f"a calibration needs at least 20 predictions, got {len(errors)}")
     x = _design(features)
@@ -113,7 +121,7 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
     n = len(ratio)
     q = float(np.quantile(ratio, min(1.0, math.ceil((n + 1) * coverage) / n), method="higher"))
     return {
-        "features": list(FEATURES),
+        "features": list(feature_names),
         "weights": [float(w) for w in weights],
         "intercepts": [float(b) for b in intercepts],
         "smear": smear,

@@ -10,6 +10,7 @@ from lmk_tf.image import Image
 from lmk_tf.method.config import NetConfig, StageConfig
 from lmk_tf.method.graph import GlobalToLocal
 from lmk_tf.method.model_dir import assemble
+from lmk_tf.method.shape import shape_residual
 from lmk_tf.synthetic import make_sample
 from tests.conftest import call_graph
 from tests.method import stand_ins
@@ -22,6 +23,18 @@ def test_outputs_follow_the_contract(tiny_model_dir):
     np.testing.assert_allclose(out["landmarks_mm"], out["landmarks_index"] * [0.8, 1.1], rtol=1e-6)
     assert out["present"].dtype == bool and out["confidence"].shape == (len(names),)
     assert np.all((out["confidence"] >= 0) & (out["confidence"] <= 1))
+
+
+def test_shape_signal_is_each_landmark_against_the_training_shape_and_zero_without_weights(tiny_model_dir):
+    model = assemble(tiny_model_dir)
+    assert model.shape_weights is not None  # lmk-prepare fitted them on the training images
+    image, _, _ = make_sample(2, 4, shape=(70, 90), spacing=(0.8, 1.1))
+    out = call_graph(model, image)
+    np.testing.assert_allclose(out["shape_mm"], shape_residual(out["landmarks_mm"], model.shape_weights),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="shape_weights must be"):
+        GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                      model.landmark_names, shape_weights=[[0.0, 1.0]])
 
 
 def test_keras_save_and_load_round_trip(tiny_model_dir, tmp_path):
@@ -100,6 +113,7 @@ def test_stand_in_networks_give_back_the_landmark_through_the_whole_graph(name):
     # `confidence` is the local stage's probability mass (the stand-in puts 0.8 in one cell).
     np.testing.assert_allclose(out["confidence"], 0.8, atol=1e-4)
     assert out["present"].all()
+    assert (out["shape_mm"] == 0).all()  # a graph given no shape weights has no shape signal
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

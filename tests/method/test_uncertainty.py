@@ -67,3 +67,16 @@ def test_default_calibration_uses_the_local_spread():
 def test_too_few_rows_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 20"):
         fit_calibration(np.ones((5, len(FEATURES))), np.zeros(5, int), np.ones(5), 1)
+
+
+def test_a_fit_on_some_signals_lists_them_and_maps_only_them():
+    x, lm, err = synthetic_rows(800, 3, 3)
+    names = ["local_spread_mm", "shift_mm"]
+    cal = fit_calibration(x[:, [0, 5]], lm, err, 3, feature_names=names)
+    assert cal["features"] == names and len(cal["weights"]) == 2
+    # One image's three landmarks, every signal given; the map reads the two it was fitted on.
+    signals = {f: x[:3, i].astype(np.float32) for i, f in enumerate(FEATURES)}
+    expected, _ = apply_calibration(signals, cal)
+    np.testing.assert_allclose(np.asarray(expected), predict_error(x[:3, [0, 5]], np.arange(3), cal)[0], rtol=1e-4)
+    with pytest.raises(ValueError, match=r"features must be \[N, 2\]"):
+        fit_calibration(x, lm, err, 3, feature_names=names)

@@ -81,13 +81,16 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     info_path = work / "folds" / "fold0" / "1" / "assets" / "model_info.json"
     info = json.loads(info_path.read_text())
     assert info["normalise_scale"] is True and len(info["reference_distances_mm"]) == 15
-    info_path.write_text(json.dumps({**info, "normalise_scale": False}))
+    assert len(info["shape_weights"]) == 6  # fitted on the fold's training images
+    info_path.write_text(json.dumps({**info, "normalise_scale": False, "shape_weights": None}))
     shutil.rmtree(work / "fold0")
     p = recipe(isbi_like, work, report, "--from_fold_model", num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "normalise_scale: False -> True); exporting version 2" in p.stdout and "training" not in p.stdout
+    assert "normalise_scale: False -> True; shape_weights: none -> fitted on the fold's training images); " \
+           "exporting version 2" in p.stdout and "training" not in p.stdout
     again = json.loads((work / "folds" / "fold0" / "2" / "assets" / "model_info.json").read_text())
     assert again["normalise_scale"] is True and again["reference_distances_mm"] == info["reference_distances_mm"]
+    assert again["shape_weights"] == info["shape_weights"]
     assert len((work / "kfold" / "fold0.csv").read_text().splitlines()) == 1 + 4 * 6
     p = recipe(isbi_like, work, report, "--from_fold_model", num_folds=2)
     assert "already exported: " in p.stdout and str(work / "folds" / "fold0" / "2") in p.stdout
@@ -116,3 +119,17 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     info = json.loads((tmp_path / "final" / "1" / "assets" / "model_info.json").read_text())
     assert info["calibration"]["weights"] == fitted["weights"]
     assert "expected_error_mm" in info["outputs"] and "radius90_mm" in info["outputs"]
+
+    # A change that needs no training (here: the calibration refitted): the final model is exported
+    # again from its own export, as the next version.
+    refit = tmp_path / "refit.json"
+    refit.write_text(json.dumps({**fitted, "q90": fitted["q90"] * 1.5}))
+    p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
+               f"--calibration={refit}", fold=-1, num_folds=2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"exported: {tmp_path}/final/2" in p.stdout and "nothing trained" in p.stdout
+    second = json.loads((tmp_path / "final" / "2" / "assets" / "model_info.json").read_text())
+    assert second["calibration"]["q90"] == fitted["q90"] * 1.5 and second["shape_weights"] == info["shape_weights"]
+    assert second["global_config"] == info["global_config"]
+    p = recipe(isbi_like, work, tmp_path / "r", "--from_export", fold=0, num_folds=2)
+    assert p.returncode != 0 and "--from_export is for --fold=-1" in p.stderr
