@@ -87,7 +87,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     p = recipe(isbi_like, work, report, "--from_fold_model", num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "normalise_scale: False -> True; shape_weights: none -> fitted on the fold's training images); " \
-           "exporting version 2" in p.stdout and "training" not in p.stdout
+           "exporting version 2" in p.stdout and "== training" not in p.stdout
     again = json.loads((work / "folds" / "fold0" / "2" / "assets" / "model_info.json").read_text())
     assert again["normalise_scale"] is True and again["reference_distances_mm"] == info["reference_distances_mm"]
     assert again["shape_weights"] == info["shape_weights"]
