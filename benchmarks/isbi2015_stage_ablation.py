@@ -4,10 +4,14 @@ r"""Ablation of one ISBI 2015 stage over the k-fold models, at a fraction of a f
       --stage=global --name=canvas --set=canvas=0.5 --folds=0,1,2,3,4
   .venv/bin/python benchmarks/isbi2015_stage_ablation.py --data=../shared/data/isbi2015 \
       --stage=local --name=deep --set='net={"blocks_per_stage": 2}'
+  .venv/bin/python benchmarks/isbi2015_stage_ablation.py --data=../shared/data/isbi2015 \
+      --stage=local --compose=add --name=seed1 --set=seed=1 --set=steps=4000
 
 For each fold it trains one stage of the ceph preset, with the --set settings
 changed, on that fold's training images, and composes it with the other stage
-of the fold's newest exported model (saved_models/isbi2015_kfold/fold<k>/). The
+of the fold's newest exported model (saved_models/isbi2015_kfold/fold<k>/);
+with --compose=add, a local stage joins the fold model's local nets as one more
+member of its ensemble instead of replacing them. The
 two stages train apart (the local one on sub-images around the true landmarks,
 whatever the global stage does), so the composite is the model the whole recipe
 with those settings would train, up to the other stage's training noise. The
@@ -38,6 +42,9 @@ flags.DEFINE_string("name", None, "Name of the variant (its directory under --wo
 flags.DEFINE_multi_string("set", [], "A setting of the stage to change, key=JSON value (canvas=0.5, zoom=[0.6,1.45], "
                           "net={\"blocks_per_stage\": 2}: a dict changes those fields of a nested setting); "
                           "repeat the flag for several.")
+flags.DEFINE_enum("compose", "replace", ["replace", "add"],
+                  "replace: the trained stage takes the place of the fold model's; add (local only): it joins "
+                  "the fold model's local nets, and the estimate is their mean.")
 flags.DEFINE_list("folds", ["0", "1", "2", "3", "4"], "Folds to run.")
 flags.DEFINE_string("fold_models", "saved_models/isbi2015_kfold", "The k-fold recipe's fold models (fold<k>/<v>).")
 flags.DEFINE_string("workdir", "build/ablation", "Where each variant's shards, stages, models and CSVs go.")
@@ -95,7 +102,7 @@ def run_fold(fold, samples, names, preset, config, variant_dir):
     from lmk_tf.data import sources
     from lmk_tf.evaluation.predictions import predict_held_out, write_predictions_csv
     from lmk_tf.export.layout import list_versions
-    from lmk_tf.export.reload import rebuild, replace_stage
+    from lmk_tf.export.reload import add_local_member, rebuild, replace_stage
     from lmk_tf.export.savedmodel import export_pipeline
     from lmk_tf.method.model_dir import load_stage
     from lmk_tf.serving.local import LocalModel
@@ -118,13 +125,18 @@ def run_fold(fold, samples, names, preset, config, variant_dir):
         train_stage(config, data_dir, model_dir, inference=preset.inference)
     print(f"== fold {fold}: {FLAGS.stage} stage ready ({time.time() - t0:.0f}s)", flush=True)
     _, net = load_stage(model_dir, FLAGS.stage)
-    composite = replace_stage(rebuild(source_model, calibration=None), FLAGS.stage, net,
-                              dataclasses.asdict(config))
+    source = rebuild(source_model, calibration=None)
+    if FLAGS.compose == "add":
+        composite = add_local_member(source, net, dataclasses.asdict(config))
+    else:
+        composite = replace_stage(source, FLAGS.stage, net, dataclasses.asdict(config))
     base = os.path.join(variant_dir, "models", f"fold{fold}")
     version = os.path.join(base, "1")
     if not os.path.isdir(version):
         other = "local" if FLAGS.stage == "global" else "global"
-        extra = {"ablation": f"{FLAGS.name}: {FLAGS.stage} stage with {FLAGS.set}, {other} stage of {source_model}",
+        how = (f"local stage with {FLAGS.set} added to the local nets of {source_model}" if FLAGS.compose == "add"
+               else f"{FLAGS.stage} stage with {FLAGS.set}, {other} stage of {source_model}")
+        extra = {"ablation": f"{FLAGS.name}: {how}",
                  "held_out_fold": f"{fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"}
         export_pipeline(composite, base, version=1, warmup_shape=(480, 388),
                         warmup_spacing=[FLAGS.spacing, FLAGS.spacing], extra_info=extra)
@@ -143,6 +155,8 @@ def main(argv):
     # The settings are checked before TensorFlow loads: a typo costs a second, not a start-up.
     if not FLAGS.name:
         raise SystemExit("isbi2015_stage_ablation: give --name (the variant's directory)")
+    if FLAGS.compose == "add" and FLAGS.stage != "local":
+        raise SystemExit("isbi2015_stage_ablation: --compose=add is for --stage=local (a local ensemble member)")
     changes = parse_settings(FLAGS.set)
     preset = get_preset("ceph", 2)
     config = changed_config(preset.stage(FLAGS.stage), changes)
@@ -159,7 +173,8 @@ def main(argv):
         os.path.join(d, "images"), [os.path.join(d, "senior.csv"), os.path.join(d, "junior.csv")],
         spacing=FLAGS.spacing, combine="mean")
     variant_dir = os.path.join(FLAGS.workdir, FLAGS.name)
-    print(f"== variant {FLAGS.name!r}: {FLAGS.stage} stage with {changes or 'the preset as it is'}", flush=True)
+    print(f"== variant {FLAGS.name!r}: {FLAGS.stage} stage with {changes or 'the preset as it is'}"
+          + (", added to the fold model's local nets" if FLAGS.compose == "add" else ""), flush=True)
     for fold in (int(f) for f in FLAGS.folds):
         try:
             run_fold(fold, samples, names, preset, config, variant_dir)

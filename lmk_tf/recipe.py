@@ -171,21 +171,22 @@ def train(preset: Preset, data_dir: str, model_dir: str, *, log: Log = progress,
     The preset's inference settings go to <model_dir>/inference.json either way.
     """
     preset.validate()
-    done = {c.stage: already_trained(c, os.path.join(model_dir, c.stage)) for c in preset.stages}
+    stages = [(c.stage, c) for c in preset.stages] + preset.member_stages
+    done = {name: already_trained(c, os.path.join(model_dir, name)) for name, c in stages}
     seconds, t0 = {}, time.time()
-    for config in preset.stages:
-        if done[config.stage]:
+    for name, config in stages:
+        if done[name]:
             if log:
-                log(f"{config.stage} stage already trained in {model_dir}")
+                log(f"{name} stage already trained in {model_dir}")
             continue
         if log:
-            log(f"training the {config.stage} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)")
+            log(f"training the {name} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)")
         t = time.time()
-        train_stage(config, data_dir, model_dir, inference=preset.inference, verbose=verbose)
-        seconds[config.stage] = time.time() - t
+        train_stage(config, data_dir, model_dir, inference=preset.inference, verbose=verbose, stage_dir_name=name)
+        seconds[name] = time.time() - t
         if log:
-            log(f"{config.stage} stage trained in {seconds[config.stage]:.0f}s "
-                f"({seconds[config.stage] / config.steps * 1000:.0f} ms/step)")
+            log(f"{name} stage trained in {seconds[name]:.0f}s "
+                f"({seconds[name] / config.steps * 1000:.0f} ms/step)")
     preset.inference.save(model_dir)
     return seconds
 

@@ -54,9 +54,10 @@ flags.DEFINE_bool("from_fold_model", False,
                   "exported again first if the recipe's inference settings changed since, and predict its held-out "
                   "images (for folds whose training directory is gone).")
 flags.DEFINE_bool("from_export", False,
-                  "Fold -1: train nothing; export the newest version in --export_base again as the next one, "
-                  "with the recipe's inference settings, the training images' statistics (head size, shape "
-                  "weights) and --calibration (after a change that needs no training).")
+                  "Fold -1: export the newest version in --export_base again as the next one, with the "
+                  "recipe's inference settings, the training images' statistics (head size, shape weights) "
+                  "and --calibration; the recipe's local ensemble members it lacks are trained and added "
+                  "(nothing else is trained).")
 flags.DEFINE_string("calibration", "docs/isbi2015/calibration.json",
                     "Fold -1: the uncertainty calibration (benchmarks/isbi2015_calibrate.py --output) the exported "
                     "model carries; a missing file exports the uncalibrated default, with a warning.")
@@ -88,9 +89,12 @@ def main(argv):
     if FLAGS.from_export and not exporting:
         raise ConfigError("--from_export is for --fold=-1; for a held-out fold give --from_fold_model")
     if FLAGS.from_export:
-        path = export_again(FLAGS.export_base, preset, dict(options, calibration=read_calibration(names)))
+        members = missing_members(FLAGS.export_base, preset, os.path.join(FLAGS.workdir, tag), train, names)
+        path = export_again(FLAGS.export_base, preset, dict(options, calibration=read_calibration(names)),
+                            members=members)
         print(f"exported: {path}")
-        print(f"total {time.time() - t0:.0f}s (nothing trained)", flush=True)
+        print(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min; "
+              + (f"{len(members)} local member(s) added)" if members else "nothing trained)"), flush=True)
         return
     if FLAGS.from_fold_model:
         result = recipe.Result(data_dir="", model_dir="", prepare_seconds=0.0, train_seconds={})
@@ -152,6 +156,12 @@ def export_fold_model(preset, model_dir, options):
         if changes:
             raise ConfigError(f"{newest} holds a fold model whose {stage} stage has other settings than the "
                               f"trained one ({'; '.join(changes)}); delete it or give another --fold_models")
+    members = [_as_json(StageConfig.from_dict(c)) for c in info.get("extra_local_configs") or []]
+    wanted_members = [_as_json(c) for _, c in preset.member_stages]
+    if members != wanted_members:
+        raise ConfigError(f"{newest} holds a fold model with {len(members) + 1} local net(s) trained otherwise than "
+                          f"the recipe's {len(wanted_members) + 1}; delete it or give another --fold_models (or add "
+                          "the missing member: benchmarks/isbi2015_stage_ablation.py --stage=local --compose=add)")
     # Every inference setting, from InferenceConfig itself: one added later is compared too.
     wanted = dataclasses.asdict(preset.inference)
     defaults = dataclasses.asdict(type(preset.inference)())
@@ -181,16 +191,53 @@ def _same(a, b) -> bool:
 _STATISTICS = ("reference_distances_mm", "shape_weights", "calibration")
 
 
-def export_again(source, preset, options, version=None):
-    """The newest version under (or the version) `source`, exported again as `version` (default: the
-    next under its base) with the preset's inference settings and `options`' training statistics."""
+def missing_members(source, preset, workdir, train, names):
+    """[(net, config dict)] of the preset's local members that the newest export in `source` lacks,
+    trained on `train` in `workdir` (resumable; a member trained there before is reused).
+
+    The export's own members must be the first of the preset's: one trained otherwise is refused."""
+    from lmk_tf.export.contract import read_model_info
     from lmk_tf.export.layout import resolve_model_dir
-    from lmk_tf.export.reload import rebuild
+    from lmk_tf.method.model_dir import load_stage
+    from lmk_tf.training.trainer import train_stage
+
+    version_dir, _ = resolve_model_dir(source)
+    have = [_as_json(StageConfig.from_dict(c)) for c in read_model_info(version_dir).get("extra_local_configs") or []]
+    wanted = preset.member_stages
+    if have != [_as_json(c) for _, c in wanted[:len(have)]]:
+        raise ConfigError(f"{version_dir} holds {len(have)} local member(s) trained otherwise than the recipe's; "
+                          "--from_export only adds the missing ones: train the model again (make isbi2015)")
+    missing = wanted[len(have):]
+    if not missing:
+        return []
+    data_dir, model_dir = os.path.join(workdir, "data"), os.path.join(workdir, "model")
+    recipe.prepare(preset, data_dir, train, names, source={"combine": FLAGS.combine, "spacing": FLAGS.spacing})
+    members = []
+    for name, config in missing:
+        if recipe.already_trained(config, os.path.join(model_dir, name)):
+            print(f"== {name} already trained in {model_dir}", flush=True)
+        else:
+            print(f"== {version_dir} lacks local member {name}: training it, {config.steps} steps", flush=True)
+            t = time.time()
+            train_stage(config, data_dir, model_dir, inference=preset.inference, stage_dir_name=name)
+            print(f"== {name} trained in {time.time() - t:.0f}s", flush=True)
+        members.append(load_stage(model_dir, name))
+    return [(net, dataclasses.asdict(config)) for config, net in members]
+
+
+def export_again(source, preset, options, version=None, members=()):
+    """The newest version under (or the version) `source`, exported again as `version` (default: the
+    next under its base) with the preset's inference settings, `options`' training statistics and
+    the local `members` [(net, config dict)] added."""
+    from lmk_tf.export.layout import resolve_model_dir
+    from lmk_tf.export.reload import add_local_member, rebuild
     from lmk_tf.export.savedmodel import export_pipeline
 
     version_dir, _ = resolve_model_dir(source)
     pipeline = rebuild(version_dir, **dataclasses.asdict(preset.inference),
                        **{k: options[k] for k in _STATISTICS})
+    for net, config in members:
+        pipeline = add_local_member(pipeline, net, config)
     rest = {k: v for k, v in options.items() if k not in _STATISTICS}
     return export_pipeline(pipeline, os.path.dirname(version_dir), version=version or FLAGS.version, **rest)
 

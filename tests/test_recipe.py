@@ -109,3 +109,21 @@ def test_run_calibrates_on_validation_images_before_the_export(tmp_path):
     assert "of 6 validation images" in result.calibration["fitted_on"]
     info = json.load(open(os.path.join(result.saved_model, "assets", "model_info.json")))
     assert info["calibration"] == result.calibration
+
+
+def test_a_local_member_trains_beside_the_stages_and_joins_the_assembled_graph(tiny_data, tiny_model_dir, tmp_path):
+    import shutil
+
+    from lmk_tf.method.model_dir import assemble
+
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(tiny_model_dir, model_dir)
+    base = tiny_preset()
+    preset = dataclasses.replace(base, local_members=(dataclasses.replace(base.local_config, seed=1),))
+    lines = []
+    seconds = recipe.train(preset, tiny_data, model_dir, log=lines.append)
+    assert list(seconds) == ["local-2"]  # the first two were reused
+    assert lines[-1].startswith("local-2 stage trained in ")
+    model = assemble(model_dir)
+    assert [c["seed"] for c in model.extra_local_configs] == [1]
+    assert recipe.train(preset, tiny_data, model_dir, log=None) == {}

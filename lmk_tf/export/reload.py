@@ -44,11 +44,13 @@ def rebuild(path: str, **overrides) -> GlobalToLocal:
     g, loc = StageConfig.from_dict(info["global_config"]), StageConfig.from_dict(info["local_config"])
     settings = {k: info[k] for k in _INFERENCE if info.get(k) is not None}
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    members = info.get("extra_local_configs") or []
     model = GlobalToLocal(build_stage_model(g, len(names)), build_stage_model(loc, len(names)),
-                          info["global_config"], info["local_config"], names, name="global_to_local", **settings)
+                          info["global_config"], info["local_config"], names, name="global_to_local",
+                          extra_local_nets=[build_stage_model(StageConfig.from_dict(c), len(names)) for c in members],
+                          extra_local_configs=members, **settings)
     _restore(model, version_dir)
     return model
-
 
 
 def replace_stage(model: GlobalToLocal, stage: str, net, config: dict) -> GlobalToLocal:
@@ -60,7 +62,19 @@ def replace_stage(model: GlobalToLocal, stage: str, net, config: dict) -> Global
     stages[stage] = (net, dict(config))
     (g_net, g_config), (l_net, l_config) = stages["global"], stages["local"]
     return GlobalToLocal(g_net, l_net, g_config, l_config, model.landmark_names, name="global_to_local",
+                         extra_local_nets=model.extra_local_nets, extra_local_configs=model.extra_local_configs,
                          **{k: getattr(model, k) for k in _INFERENCE})
+
+
+def add_local_member(model: GlobalToLocal, net, config: dict) -> GlobalToLocal:
+    """`model` with one more local net, `net` trained with `config` (a StageConfig dict) on the
+    same sub-images; its estimate joins the local ensemble's mean. The rest is kept."""
+    return GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                         model.landmark_names, name="global_to_local",
+                         extra_local_nets=[*model.extra_local_nets, net],
+                         extra_local_configs=[*model.extra_local_configs, dict(config)],
+                         **{k: getattr(model, k) for k in _INFERENCE})
+
 
 def _restore(model: GlobalToLocal, version_dir: str):
     # An export holds the variables as `model_variables` (lmk_tf.export.savedmodel) or, in

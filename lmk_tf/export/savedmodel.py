@@ -139,6 +139,7 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
         "calibration": pipeline.calibration,
         "global_config": pipeline.global_config,
         "local_config": pipeline.local_config,
+        "extra_local_configs": pipeline.extra_local_configs,
         "inputs": {"image": "float32 [*spatial, 1]", "spacing": f"float32 [{pipeline.ndim}] mm"},
         "signatures": [DEFAULT_SIGNATURE, BATCH_SIGNATURE] + ([ENCODED_SIGNATURE] if pipeline.ndim == 2 else []),
         "outputs": list(OUTPUT_KEYS),

@@ -53,9 +53,9 @@ class GlobalToLocal(keras.Model):
       local_iterations: how often the local stage refines (paper: once).
       calibration: the map from the uncertainty signals to `expected_error_mm`
         and `radius90_mm` (`uncertainty.fit_calibration`); None: uncalibrated.
-      shift_crops: local passes on sub-images shifted by 1/8 of their size
-        (0, 2 or 4) whose disagreement is the `shift_mm` signal; they do not
-        change the estimate.
+      shift_crops: passes of the first local net on sub-images shifted by 1/8
+        of their size (0, 2 or 4), whose disagreement with its own estimate is
+        the `shift_mm` signal; they do not change the estimate.
       normalise_scale: run the local stage at the head's scale times its
         spacing, the scale measured on the global estimate against
         `reference_distances_mm` (`lmk_tf.method.scale`).
@@ -64,6 +64,12 @@ class GlobalToLocal(keras.Model):
       shape_weights: [L, L] combination of the other landmarks that predicts
         each one (`shape.shape_weights`, fitted on the training images' truth),
         for the `shape_mm` signal; None: the signal is 0.
+      extra_local_nets: more local models trained apart (other seeds) on the
+        same sub-images; with them the local estimate is the mean of every
+        member's, and how far the members land apart is the `ensemble_mm`
+        signal (0 with one local net).
+      extra_local_configs: the StageConfig dicts of `extra_local_nets`; each
+        must cut the same sub-images as `local_config` (spacing, patch size).
 
     Call arguments:
       inputs: dict with `image` [*spatial, 1] and `spacing` [ndim] (one image,
@@ -78,7 +84,8 @@ class GlobalToLocal(keras.Model):
 
     def __init__(self, global_net, local_net, global_config, local_config, landmark_names,
                  presence_threshold=0.5, local_iterations=1, calibration=None, shift_crops=0,
-                 normalise_scale=False, reference_distances_mm=None, shape_weights=None, **kwargs):
+                 normalise_scale=False, reference_distances_mm=None, shape_weights=None, extra_local_nets=(),
+                 extra_local_configs=(), **kwargs):
         super().__init__(**kwargs)
         self.global_net = global_net
         self.local_net = local_net
@@ -110,6 +117,18 @@ class GlobalToLocal(keras.Model):
             raise ValueError(f"global stage is {g.ndim}D but local stage is {loc.ndim}D")
         self.ndim = g.ndim
         self._g, self._l = g, loc
+        if len(extra_local_nets) != len(extra_local_configs):
+            raise ValueError(f"{len(extra_local_nets)} extra local nets but {len(extra_local_configs)} configs")
+        self.extra_local_configs = [dict(c) for c in extra_local_configs]
+        for k, c in enumerate(self.extra_local_configs):
+            member = StageConfig.from_dict(c)
+            differs = [f"{f} {getattr(member, f)!r} vs {getattr(loc, f)!r}"
+                       for f in ("ndim", "spacing", "patch_size") if getattr(member, f) != getattr(loc, f)]
+            if differs:
+                raise ValueError(f"local ensemble member {k + 2} cuts other sub-images than the first "
+                                 f"({', '.join(differs)})")
+        # Tracked after the first local net, so a one-net model keeps its variables' order.
+        self.extra_local_nets = list(extra_local_nets)
         # Votes are weighted from the logits: the probabilities of a landmark far
         # outside the image underflow float32 and would all weigh nothing.
         self._global_logits = with_logits(global_net)
@@ -118,6 +137,11 @@ class GlobalToLocal(keras.Model):
             g.net.total_stride, from_logits=True, name="global_aggregation")
         self.local_aggregation = WeightedDisplacementAggregation(
             loc.net.total_stride, from_logits=True, name="local_aggregation")
+        self._extra_local_logits = [with_logits(net) for net in self.extra_local_nets]
+        self._extra_local_aggregations = [
+            WeightedDisplacementAggregation(StageConfig.from_dict(c).net.total_stride, from_logits=True,
+                                            name=f"local_aggregation_{k + 2}")
+            for k, c in enumerate(self.extra_local_configs)]
         self.crop = SubImageCrop(loc.patch_size, self.ndim, name="local_crop")
 
     def build(self, input_shape):
@@ -150,9 +174,13 @@ class GlobalToLocal(keras.Model):
         confidence = g_conf[0]
         for _ in range(self.local_iterations):
             centres = (index - l_off) / l_scale
-            local_index, l_conf, l_spread, l_mass = self._local_pass(image, spacing, stats, centres, l_spacing)
+            local_index, l_conf, l_spread, l_mass, members = self._local_pass(
+                image, spacing, stats, centres, l_spacing)
             index = l_off + l_scale * local_index
             confidence = l_conf
+        # Members trained apart disagree where the anatomy is ambiguous to any of them.
+        ensemble = tf.sqrt(tf.reduce_mean(tf.reduce_sum(
+            tf.square((members - local_index[None]) * l_scale * spacing), axis=-1), axis=0))
 
         shift = tf.zeros_like(confidence)
         if self.shift_crops:
@@ -161,10 +189,14 @@ class GlobalToLocal(keras.Model):
             step = loc.patch_size / 8.0
             signs = tf.constant(SHIFT_SIGNS[self.ndim][: self.shift_crops], tf.float32)
             sq = tf.zeros_like(confidence)
+            # The first local net only, against its own estimate: the ensemble's other nets would
+            # multiply the cost and ensemble_mm already measures how they disagree.
+            first = l_off + l_scale * members[0]
             for k in range(self.shift_crops):
-                moved = self._local_pass(image, spacing, stats, centres + step * signs[k], l_spacing)[0]
+                moved = self._local_pass(image, spacing, stats, centres + step * signs[k], l_spacing,
+                                         first_only=True)[0]
                 moved_index = l_off + l_scale * moved
-                sq += tf.reduce_sum(tf.square((moved_index - index) * spacing), axis=-1)
+                sq += tf.reduce_sum(tf.square((moved_index - first) * spacing), axis=-1)
             shift = tf.sqrt(sq / self.shift_crops)
 
         signals = {
@@ -176,6 +208,7 @@ class GlobalToLocal(keras.Model):
             "shift_mm": shift,
             "shape_mm": (tf.zeros_like(confidence) if self.shape_weights is None
                          else shape_residual(index * spacing, self.shape_weights)),
+            "ensemble_mm": ensemble,
         }
         expected_error, radius90 = apply_calibration(signals, self.calibration)
         size = tf.cast(tf.shape(image)[:-1], tf.float32)
@@ -192,28 +225,41 @@ class GlobalToLocal(keras.Model):
             **signals,
         }
 
-    def _local_pass(self, image, spacing, stats, centres, l_spacing):
+    def _local_pass(self, image, spacing, stats, centres, l_spacing, first_only=False):
         """One local refinement around `centres` (indices [L, ndim] of the grid at `l_spacing` mm).
 
         Each sub-image is cut from a small window of the input, normalised and
         resampled on its own, so no full-resolution copy of a large volume is made.
+        Every local net of the ensemble sees the same sub-images (`first_only`:
+        only the first one runs).
 
-        Returns the refined local-grid indices, the confidence, the vote spread
-        (local pixels) and the summed probability, each per landmark.
+        Returns the refined local-grid indices (the members' mean), the
+        confidence, the vote spread (local pixels) and the summed probability
+        (each the members' mean, per landmark), and every member's indices
+        [members, L, ndim].
         """
-        num_landmarks, stride, n = len(self.landmark_names), self._l.net.total_stride, self._l.patch_size
+        num_landmarks, n = len(self.landmark_names), self._l.patch_size
         windows, starts = normalised_windows(image, spacing, l_spacing, stats, centres, n + 1)
         crops = self.crop(windows, (centres - starts)[:, None, :])  # [L, 1, *n, 1]
         crops = tf.reshape(crops, [1, num_landmarks] + [n] * self.ndim + [1])
-        out = self._local_logits(crops, training=False)
-        grid = out["classification"].shape[2:]
-        disp = decode_displacement(out["displacement"], stride, self._l.displacement_encoding)
-        disp = tf.reshape(disp, [num_landmarks, *grid, self.ndim])
-        logits = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
-        pos, l_conf = self.local_aggregation(disp, logits)
-        spread = vote_spread(disp, logits, pos, stride, from_logits=True)[:, 0]
-        mass = tf.reduce_sum(tf.sigmoid(tf.reshape(logits, [num_landmarks, -1])), axis=-1)
-        return centres + pos[:, 0] - (n - 1) / 2.0, l_conf[:, 0], spread, mass
+        results = []
+        members = zip([self._local_logits] + self._extra_local_logits,
+                      [self.local_aggregation] + self._extra_local_aggregations,
+                      [self._l] + [StageConfig.from_dict(c) for c in self.extra_local_configs])
+        for logits_net, aggregation, config in list(members)[:1] if first_only else members:
+            stride = config.net.total_stride
+            out = logits_net(crops, training=False)
+            grid = out["classification"].shape[2:]
+            disp = decode_displacement(out["displacement"], stride, config.displacement_encoding)
+            disp = tf.reshape(disp, [num_landmarks, *grid, self.ndim])
+            logits = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
+            pos, l_conf = aggregation(disp, logits)
+            spread = vote_spread(disp, logits, pos, stride, from_logits=True)[:, 0]
+            mass = tf.reduce_sum(tf.sigmoid(tf.reshape(logits, [num_landmarks, -1])), axis=-1)
+            results.append((centres + pos[:, 0] - (n - 1) / 2.0, l_conf[:, 0], spread, mass))
+        members = tf.stack([r[0] for r in results])
+        mean = [tf.reduce_mean(tf.stack([r[k] for r in results]), axis=0) for k in range(1, 4)]
+        return (tf.reduce_mean(members, axis=0), *mean, members)
 
     def get_config(self):
         config = super().get_config()
@@ -229,6 +275,9 @@ class GlobalToLocal(keras.Model):
             "shift_crops": self.shift_crops,
             "normalise_scale": self.normalise_scale,
             "reference_distances_mm": self.reference_distances_mm,
+            "shape_weights": self.shape_weights,
+            "extra_local_nets": [keras.saving.serialize_keras_object(n) for n in self.extra_local_nets],
+            "extra_local_configs": self.extra_local_configs,
         })
         return config
 
@@ -237,4 +286,6 @@ class GlobalToLocal(keras.Model):
         config = dict(config)
         config["global_net"] = keras.saving.deserialize_keras_object(config["global_net"])
         config["local_net"] = keras.saving.deserialize_keras_object(config["local_net"])
+        config["extra_local_nets"] = [keras.saving.deserialize_keras_object(n)
+                                      for n in config.get("extra_local_nets", [])]
         return cls(**config)

@@ -6,6 +6,7 @@ Layout (written by lmk-prepare and lmk-train):
     <model_dir>/inference.json       the preset's inference settings (presets.InferenceConfig)
     <model_dir>/<stage>/config.json  the resolved StageConfig of that stage
     <model_dir>/<stage>/model.keras  the trained network
+    <model_dir>/local-<k>/           the k-th local net of an ensemble (k >= 2), as <stage>
 """
 
 from __future__ import annotations
@@ -42,13 +43,20 @@ def stage_files(data_dir: str, stage: str, split: str = "train") -> list[str]:
     return files
 
 
+def member_stage_names(model_dir: str) -> list[str]:
+    """The directories of the local nets after the first (local-2, local-3, ...), in order."""
+    names = [os.path.basename(p) for p in glob.glob(os.path.join(model_dir, "local-*"))]
+    numbered = sorted((int(n.split("-", 1)[1]), n) for n in names if n.split("-", 1)[1].isdigit())
+    return [n for _, n in numbered]
+
+
 def load_stage(model_dir: str, stage: str):
-    """(config, keras model) of a trained stage."""
+    """(config, keras model) of a trained stage (or a local ensemble member's directory name)."""
     stage_dir = os.path.join(model_dir, stage)
     config = StageConfig.load(stage_dir)
     path = os.path.join(stage_dir, "model.keras")
     if not os.path.exists(path):
-        raise ModelError(f"{path}: no trained {stage} model; run lmk-train --stage={stage} first")
+        raise ModelError(f"{path}: no trained {stage} model; run lmk-train --stage={config.stage} first")
     try:
         # The local nets use the package's own layers; naming them here makes the load
         # independent of which modules happen to be imported already.
@@ -83,6 +91,7 @@ def assemble(model_dir: str, *, presence_threshold: float | None = None,
     l_config, l_net = load_stage(model_dir, "local")
     if g_config.ndim != l_config.ndim:
         raise ModelError(f"{model_dir}: global stage is {g_config.ndim}D, local stage {l_config.ndim}D")
+    members = [load_stage(model_dir, name) for name in member_stage_names(model_dir)]
     return GlobalToLocal(
         g_net, l_net, dataclasses.asdict(g_config), dataclasses.asdict(l_config),
         info["landmark_names"], presence_threshold=inference.presence_threshold,
@@ -90,5 +99,7 @@ def assemble(model_dir: str, *, presence_threshold: float | None = None,
         calibration=calibration, normalise_scale=inference.normalise_scale,
         reference_distances_mm=reference if inference.normalise_scale else None,
         shape_weights=shape_weights if shape_weights is not None else info.get("shape_weights"),
+        extra_local_nets=[net for _, net in members],
+        extra_local_configs=[dataclasses.asdict(c) for c, _ in members],
         name="global_to_local",
     )

@@ -10,7 +10,9 @@ The graph measures, per landmark, signals that grow when an answer is doubtful:
 - `shift_mm`: with `shift_crops`, the RMS distance between the estimates of
   local passes on sub-images shifted by a few pixels (0 without);
 - `shape_mm`: how far the landmark lies from where the other landmarks put it
-  (`lmk_tf.method.shape`; 0 for a model without shape weights).
+  (`lmk_tf.method.shape`; 0 for a model without shape weights);
+- `ensemble_mm`: the RMS distance of the estimates of local nets trained apart
+  from their mean (0 for a model with one local net).
 
 A calibration fitted on out-of-fold predictions (never on a model's own
 training images) maps them to `expected_error_mm` (predicted radial error) with
@@ -30,7 +32,7 @@ from keras import ops
 from lmk_tf.method.layers import cell_centres
 
 FEATURES = ("local_spread_mm", "global_spread_mm", "global_local_mm", "local_mass", "global_mass", "shift_mm",
-            "shape_mm")
+            "shape_mm", "ensemble_mm")
 EPS = 0.05  # mm (and probability units): keeps log() finite and damps tiny values
 
 

@@ -156,12 +156,14 @@ class _ProgressLine(keras.callbacks.Callback):
 
 
 def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, inference: InferenceConfig | None = None,
-                strategy="default", verbose=None, callbacks=()):
+                strategy="default", verbose=None, callbacks=(), stage_dir_name: str | None = None):
     """Trains (or resumes training of) one stage; returns the trained Keras model.
 
     Rerunning with the same directories after an interruption resumes from the
     last completed epoch. `inference` (the preset's) is written to
     <model_dir>/inference.json for export. `callbacks` are extra Keras callbacks.
+    The stage goes to <model_dir>/<stage_dir_name> (default: the stage's name;
+    a further local net of an ensemble: `presets.member_dir(k)`).
     """
     config.validate()
     info = load_dataset_info(data_dir)
@@ -179,7 +181,7 @@ def train_stage(config: StageConfig, data_dir: str, model_dir: str, *, inference
     strategy = make_strategy(strategy)
     role = distribute.worker_role(strategy)
     distribute.check_split(files, config.batch_size, strategy.num_replicas_in_sync, role, data_dir, config.stage)
-    stage_dir = os.path.join(model_dir, config.stage)
+    stage_dir = os.path.join(model_dir, stage_dir_name or config.stage)
     # What the chief writes to stage_dir, the other workers write to scratch.
     out_dir = stage_dir if role.is_chief else role.scratch_dir(stage_dir)
     check_writable(out_dir)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lmk_tf.errors import ModelError
-from lmk_tf.export.reload import rebuild, replace_stage
+from lmk_tf.export.reload import add_local_member, rebuild, replace_stage
+from lmk_tf.export.savedmodel import export_pipeline
 from lmk_tf.serving.local import LocalModel
 from tests.conftest import call_graph, tiny_samples
 
@@ -51,3 +52,28 @@ def test_a_stage_is_replaced_and_the_other_stage_and_inference_settings_kept(exp
         assert getattr(swapped, key) == getattr(model, key), key
     with pytest.raises(ValueError, match="'global' or 'local'"):
         replace_stage(model, "middle", local, model.local_config)
+
+
+def test_a_local_member_joins_and_the_ensemble_survives_export_and_rebuild(exported, tmp_path):
+    from lmk_tf.method.config import StageConfig
+    from lmk_tf.training.trainer import build_stage_model
+
+    model = rebuild(exported)
+    config = {**model.local_config, "seed": 9}
+    other = build_stage_model(StageConfig.from_dict(config), len(model.landmark_names))
+    other.set_weights([w * 0.9 for w in model.local_net.get_weights()])
+    ensemble = add_local_member(model, other, config)
+    assert ensemble.local_net is model.local_net and ensemble.extra_local_configs == [config]
+    assert ensemble.calibration == model.calibration and ensemble.shift_crops == model.shift_crops
+    path = export_pipeline(ensemble, str(tmp_path / "tiny"), version=1)
+    info = json.load(open(f"{path}/assets/model_info.json"))
+    assert info["extra_local_configs"][0]["seed"] == 9
+    image = tiny_samples(n=1, seed=21)[0][0].load()
+    served = LocalModel(path).predict({"image": np.asarray(image.array, np.float32)[..., None],
+                                       "spacing": np.asarray(image.spacing, np.float32)})
+    again = call_graph(rebuild(path), image)
+    direct = call_graph(ensemble, image)
+    for key in ("landmarks_index", "expected_error_mm"):
+        np.testing.assert_allclose(again[key], served[key], rtol=1e-4, atol=1e-3, err_msg=key)
+        np.testing.assert_allclose(direct[key], served[key], rtol=1e-4, atol=1e-3, err_msg=key)
+    assert np.all(again["ensemble_mm"] > 0)

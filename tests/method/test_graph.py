@@ -163,3 +163,41 @@ def test_votes_count_when_every_global_probability_underflows():
     out = run(model, image)
     np.testing.assert_allclose(out["global_index"], truth, atol=0.05)
     assert out["present"].tolist() == [False, False]
+
+
+# ----- a local ensemble -----
+
+def _single(model, local_net, local_config):
+    return GlobalToLocal(model.global_net, local_net, model.global_config, local_config, model.landmark_names,
+                         shift_crops=model.shift_crops, shape_weights=model.shape_weights)
+
+
+def test_a_local_ensemble_answers_the_mean_of_its_members_and_their_spread(tiny_model_dir):
+    from lmk_tf.training.trainer import build_stage_model
+
+    model = assemble(tiny_model_dir)
+    config = {**model.local_config, "seed": 5}
+    keras.utils.set_random_seed(5)
+    other = build_stage_model(StageConfig.from_dict(config), len(model.landmark_names))
+    other.set_weights([w + np.random.default_rng(1).normal(0, 0.05, w.shape).astype(w.dtype)
+                       for w in model.local_net.get_weights()])
+    image, _, _ = make_sample(2, 4, shape=(70, 90), spacing=(0.8, 1.1))
+    first = call_graph(_single(model, model.local_net, model.local_config), image)
+    second = call_graph(_single(model, other, config), image)
+    both = call_graph(GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                                    model.landmark_names, extra_local_nets=[other], extra_local_configs=[config]),
+                      image)
+    np.testing.assert_allclose(both["landmarks_index"], (first["landmarks_index"] + second["landmarks_index"]) / 2,
+                               atol=1e-3)
+    apart = np.linalg.norm((first["landmarks_index"] - second["landmarks_index"]) * [0.8, 1.1], axis=-1)
+    assert apart.max() > 1e-3  # the members do differ
+    np.testing.assert_allclose(both["ensemble_mm"], apart / 2, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(first["ensemble_mm"], 0.0, atol=1e-6)
+
+
+def test_a_member_that_cuts_other_sub_images_is_refused(tiny_model_dir):
+    model = assemble(tiny_model_dir)
+    config = {**model.local_config, "patch_size": model.local_config["patch_size"] * 2}
+    with pytest.raises(ValueError, match="member 2 cuts other sub-images.*patch_size"):
+        GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                      model.landmark_names, extra_local_nets=[model.local_net], extra_local_configs=[config])

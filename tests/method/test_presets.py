@@ -112,3 +112,14 @@ def test_presets_import_nothing_heavy():
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+def test_a_local_member_must_cut_the_local_stages_sub_images():
+    preset = get_preset("synthetic", 2)
+    member = dataclasses.replace(preset.local_config, seed=1, steps=100)
+    ok = dataclasses.replace(preset, local_members=(member,)).validate()
+    assert ok.member_stages == [("local-2", member)]
+    wider = dataclasses.replace(member, patch_size=preset.local_config.patch_size * 2)
+    with pytest.raises(ConfigError, match="local member local-2 must cut the local stage's sub-images; "
+                                          "its patch_size differ"):
+        dataclasses.replace(preset, local_members=(wider,)).validate()

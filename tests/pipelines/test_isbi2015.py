@@ -11,7 +11,7 @@ from tests.conftest import run_in_repo as run
 def ablation(data, work, *extra):
     return run("benchmarks/isbi2015_stage_ablation.py", f"--data={data}", "--spacing=1.0", "--num_folds=2",
                "--folds=0", f"--fold_models={work}/folds", f"--workdir={work}/ablation", "--stage=local",
-               "--name=deep", *extra)
+               *extra if any(e.startswith("--name=") for e in extra) else ("--name=deep", *extra))
 
 
 def check_stage_ablation(data, work):
@@ -35,6 +35,16 @@ def check_stage_ablation(data, work):
     assert info["normalise_scale"] == fold["normalise_scale"]
     p = ablation(data, work, *settings)
     assert p.returncode == 0 and "exists, skipped" in p.stdout and "training" not in p.stdout
+    # --compose=add: the local stage joins the fold model's local nets (its own and the recipe's member).
+    p = ablation(data, work, "--compose=add", "--name=member", "--set=seed=1", "--set=steps=3",
+                 "--set=steps_per_epoch=3")
+    assert p.returncode == 0, p.stderr[-3000:]
+    info = json.loads((work / "ablation" / "member" / "models" / "fold0" / "1" / "assets" / "model_info.json")
+                      .read_text())
+    assert info["local_config"] == fold["local_config"] and info["global_config"] == fold["global_config"]
+    assert [(c["seed"], c["steps"]) for c in info["extra_local_configs"]] == [(1, 2), (1, 3)]
+    header = (work / "ablation" / "member" / "kfold" / "fold0.csv").read_text().splitlines()[0]
+    assert "ensemble_mm" in header.split(",")
 
 
 def recipe(data, work, report, *extra, fold=0, num_folds=2):
@@ -133,3 +143,34 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     assert second["global_config"] == info["global_config"]
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", fold=0, num_folds=2)
     assert p.returncode != 0 and "--from_export is for --fold=-1" in p.stderr
+
+    # An export that predates the recipe's local member (as version 3 of the shipped model does):
+    # --from_export trains only the member, on all the images, and adds it.
+    assert [c["seed"] for c in second["extra_local_configs"]] == [1]
+    p = run("-c", _WITHOUT_MEMBERS, f"{tmp_path}/final/2", f"{tmp_path}/final", "3")
+    assert p.returncode == 0, p.stderr[-3000:]
+    shutil.rmtree(work / "all" / "model" / "local-2")
+    p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
+               f"--calibration={refit}", fold=-1, num_folds=2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "lacks local member local-2: training it, 2 steps" in p.stdout and "1 local member(s) added" in p.stdout
+    fourth = json.loads((tmp_path / "final" / "4" / "assets" / "model_info.json").read_text())
+    assert fourth["extra_local_configs"] == second["extra_local_configs"]
+    assert fourth["local_config"] == second["local_config"] and fourth["calibration"] == second["calibration"]
+    # One trained otherwise is refused, not replaced.
+    p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
+               "--local_steps=3", fold=-1, num_folds=2)
+    assert p.returncode != 0 and "trained otherwise than the recipe's" in p.stderr
+
+
+# Exports argv[1]'s model without its local ensemble members as argv[2]/argv[3].
+_WITHOUT_MEMBERS = """
+import sys
+from lmk_tf.export.reload import _INFERENCE, rebuild
+from lmk_tf.export.savedmodel import export_pipeline
+from lmk_tf.method.graph import GlobalToLocal
+m = rebuild(sys.argv[1])
+one = GlobalToLocal(m.global_net, m.local_net, m.global_config, m.local_config, m.landmark_names,
+                    name="global_to_local", **{k: getattr(m, k) for k in _INFERENCE})
+export_pipeline(one, sys.argv[2], version=int(sys.argv[3]))
+"""
