@@ -38,6 +38,25 @@ def load_images(n):
     return [rng.uniform(0, 255, (2400, 1935)).astype(np.float32) for _ in range(n)], "synthetic 2400x1935 noise"
 
 
+def cpu_description() -> str:
+    """The CPU's model and widest vector unit: the same graph runs about 2x apart on an AVX2 and an
+    AVX-512 machine, so a latency figure means little without them."""
+    model, flags_line = "unknown CPU", ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags_line:
+                    flags_line = value
+    except OSError:
+        return model
+    cpu_flags = set(flags_line.split())
+    vector = "AVX-512" if "avx512f" in cpu_flags else "AVX2" if "avx2" in cpu_flags else "no AVX2"
+    return f"{model}, {vector}"
+
+
 def main(argv):
     del argv
     import numpy as np
@@ -61,7 +80,7 @@ def main(argv):
             times.append((time.perf_counter() - t) * 1000)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
-    print(f"{path}: {len(times)} runs on {what}, {threads} threads")
+    print(f"{path}: {len(times)} runs on {what}, {threads} threads, {cpu_description()}")
     print(f"median_ms={np.median(times):.0f} p90_ms={np.percentile(times, 90):.0f} peak_rss_mb={peak:.0f}")
 
 

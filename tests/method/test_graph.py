@@ -201,3 +201,59 @@ def test_a_member_that_cuts_other_sub_images_is_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="member 2 cuts other sub-images.*patch_size"):
         GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
                       model.landmark_names, extra_local_nets=[model.local_net], extra_local_configs=[config])
+
+
+# ----- the shifted sub-images of shift_crops -----
+
+def _first_net_estimates(model, image, centres):
+    """The first local net's estimates (local-grid indices) from sub-images centred at `centres`
+    [L, ndim], cut from the whole resampled image as the paper's local stage does."""
+    import tensorflow as tf
+
+    from lmk_tf.method.layers import SubImageCrop, WeightedDisplacementAggregation, decode_displacement
+    from lmk_tf.method.networks import with_logits
+    from lmk_tf.method.preprocess import normalise_intensity, resample
+
+    loc = StageConfig.from_dict(model.local_config)
+    n, stride = loc.patch_size, loc.net.total_stride
+    local_image = resample(normalise_intensity(tf.constant(image.array, tf.float32)[..., None]),
+                           tf.constant(image.spacing, tf.float32), loc.spacing)[0]
+    crops = SubImageCrop(n, 2)(local_image[None], tf.constant(centres, tf.float32)[None])
+    out = with_logits(model.local_net)(crops, training=False)
+    grid = out["classification"].shape[2:]
+    num_landmarks = len(model.landmark_names)
+    disp = tf.reshape(decode_displacement(out["displacement"], stride, loc.displacement_encoding),
+                      [num_landmarks, *grid, 2])
+    logits = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
+    pos, _ = WeightedDisplacementAggregation(stride, from_logits=True)(disp, logits)
+    return centres + np.asarray(pos[:, 0]) - (n - 1) / 2.0
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_shift_signal_is_the_first_nets_disagreement_with_itself_on_shifted_sub_images(tiny_model_dir, members):
+    from lmk_tf.method.graph import SHIFT_SIGNS
+    from lmk_tf.method.preprocess import resampled_geometry
+
+    model = assemble(tiny_model_dir)
+    extra = dict(extra_local_nets=[model.local_net] * (members - 1),
+                 extra_local_configs=[model.local_config] * (members - 1))
+    shifted = GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                            model.landmark_names, shift_crops=4, **extra)
+    plain = GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                          model.landmark_names, **extra)
+    image, _, _ = make_sample(2, 4, shape=(70, 90), spacing=(0.8, 1.1))
+    out, without = call_graph(shifted, image), call_graph(plain, image)
+    # The shifted sub-images inform the signal only, never the estimate.
+    np.testing.assert_allclose(out["landmarks_index"], without["landmarks_index"], atol=1e-4)
+    np.testing.assert_allclose(without["shift_mm"], 0.0)
+
+    loc = StageConfig.from_dict(model.local_config)
+    _, scale, offset = (np.asarray(v) for v in resampled_geometry(image.array.shape, image.spacing, loc.spacing))
+    centres = (out["global_index"] - offset) / scale
+    first = offset + scale * _first_net_estimates(model, image, centres)
+    np.testing.assert_allclose(out["landmarks_index"], first, atol=1e-3)
+    moved = [offset + scale * _first_net_estimates(model, image, centres + np.asarray(d) * loc.patch_size / 8.0)
+             for d in SHIFT_SIGNS[2]]
+    expected = np.sqrt(np.mean([np.sum(np.square((m - first) * image.spacing), axis=-1) for m in moved], axis=0))
+    assert expected.max() > 1e-2  # the tiny net does move with its sub-image
+    np.testing.assert_allclose(out["shift_mm"], expected, rtol=1e-3, atol=1e-3)
