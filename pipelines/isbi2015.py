@@ -148,14 +148,9 @@ def export_fold_model(preset, model_dir, options):
         return export(model_dir, base, version=1, **options)
     newest = versions[max(versions)]
     info = read_model_info(newest)
-    for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
-        # Read through StageConfig, so that a setting added since the export counts with its default.
-        saved = info.get(f"{stage}_config")
-        saved = _as_json(StageConfig.from_dict(saved)) if saved else {}
-        changes = recipe.setting_changes(saved, _as_json(config))
-        if changes:
-            raise ConfigError(f"{newest} holds a fold model whose {stage} stage has other settings than the "
-                              f"trained one ({'; '.join(changes)}); delete it or give another --fold_models")
+    changed = stage_changes(info, preset)
+    if changed:
+        raise ConfigError(f"{newest} holds a fold model whose {changed}; delete it or give another --fold_models")
     members = [_as_json(StageConfig.from_dict(c)) for c in info.get("extra_local_configs") or []]
     wanted_members = [_as_json(c) for _, c in preset.member_stages]
     if members != wanted_members:
@@ -181,6 +176,19 @@ def export_fold_model(preset, model_dir, options):
     return export_again(newest, preset, dict(options, calibration=None), version=version)
 
 
+def stage_changes(info, preset) -> str:
+    """'<stage> stage has other settings than the recipe's (...)' for the first stage of an export's
+    model_info that the preset trains otherwise; '' when both stages are the preset's."""
+    for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
+        # Read through StageConfig, so that a setting added since the export counts with its default.
+        saved = info.get(f"{stage}_config")
+        saved = _as_json(StageConfig.from_dict(saved)) if saved else {}
+        changes = recipe.setting_changes(saved, _as_json(config))
+        if changes:
+            return f"{stage} stage has other settings than the recipe's ({'; '.join(changes)})"
+    return ""
+
+
 def _same(a, b) -> bool:
     import numpy as np
 
@@ -202,7 +210,13 @@ def missing_members(source, preset, workdir, train, names):
     from lmk_tf.training.trainer import train_stage
 
     version_dir, _ = resolve_model_dir(source)
-    have = [_as_json(StageConfig.from_dict(c)) for c in read_model_info(version_dir).get("extra_local_configs") or []]
+    info = read_model_info(version_dir)
+    changed = stage_changes(info, preset)
+    if changed:
+        # Exporting it again would label another recipe's stage as this one's.
+        raise ConfigError(f"{version_dir}: its {changed}; --from_export trains only missing local members: "
+                          "train the model again (make isbi2015)")
+    have = [_as_json(StageConfig.from_dict(c)) for c in info.get("extra_local_configs") or []]
     wanted = preset.member_stages
     if have != [_as_json(c) for _, c in wanted[:len(have)]]:
         raise ConfigError(f"{version_dir} holds {len(have)} local member(s) trained otherwise than the recipe's; "

@@ -157,10 +157,17 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     fourth = json.loads((tmp_path / "final" / "4" / "assets" / "model_info.json").read_text())
     assert fourth["extra_local_configs"] == second["extra_local_configs"]
     assert fourth["local_config"] == second["local_config"] and fourth["calibration"] == second["calibration"]
-    # One trained otherwise is refused, not replaced.
-    p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
-               "--local_steps=3", fold=-1, num_folds=2)
+    # A member trained otherwise is refused, not replaced.
+    p = run("-c", _OTHER_MEMBER, f"{tmp_path}/final/4", f"{tmp_path}/other", "1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/other",
+               fold=-1, num_folds=2)
     assert p.returncode != 0 and "trained otherwise than the recipe's" in p.stderr
+    # So is an export whose global or local stage the recipe now trains otherwise.
+    for stage in ("global", "local"):
+        p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
+                   f"--{stage}_steps=3", fold=-1, num_folds=2)
+        assert p.returncode != 0 and f"{stage} stage has other settings than the recipe's (steps:" in p.stderr
 
 
 # Exports argv[1]'s model without its local ensemble members as argv[2]/argv[3].
@@ -173,4 +180,18 @@ m = rebuild(sys.argv[1])
 one = GlobalToLocal(m.global_net, m.local_net, m.global_config, m.local_config, m.landmark_names,
                     name="global_to_local", **{k: getattr(m, k) for k in _INFERENCE})
 export_pipeline(one, sys.argv[2], version=int(sys.argv[3]))
+"""
+
+# Exports argv[1]'s model as argv[2]/argv[3], its local members relabelled as trained with seed 7.
+_OTHER_MEMBER = """
+import sys
+from lmk_tf.export.reload import _INFERENCE, rebuild
+from lmk_tf.export.savedmodel import export_pipeline
+from lmk_tf.method.graph import GlobalToLocal
+m = rebuild(sys.argv[1])
+other = GlobalToLocal(m.global_net, m.local_net, m.global_config, m.local_config, m.landmark_names,
+                      name="global_to_local", extra_local_nets=m.extra_local_nets,
+                      extra_local_configs=[{**c, "seed": 7} for c in m.extra_local_configs],
+                      **{k: getattr(m, k) for k in _INFERENCE})
+export_pipeline(other, sys.argv[2], version=int(sys.argv[3]))
 """
