@@ -1,7 +1,7 @@
 """lmk-predict: landmarks for image files from a SavedModel, in this process.
 
   lmk-predict --model=saved_models/demo image.mha
-  lmk-predict --model=saved_models/isbi2015_ceph/3 --format=csv --overlay=out/ *.bmp --spacing=0.1,0.1
+  lmk-predict --model=saved_models/isbi2015_ceph/5 --format=csv --overlay=out/ *.bmp --spacing=0.1,0.1
   lmk-predict --model=saved_models/isbi2015_ceph --review_mm=3 --spacing=0.1 image.jpg
   lmk-predict --model=saved_models/ct --format=mrk.json --output=answers/ case1.nii.gz case2/
 

@@ -19,8 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, "saved_models", "isbi2015_ceph")
 LANDMARK_OUTPUTS = {"landmarks_index", "landmarks_mm", "confidence", "present"}
 UNCERTAINTY_OUTPUTS = {"expected_error_mm", "radius90_mm"}
-# Version 3 (the v3 recipe) and version 4 (with a second local net) both answer the predicted error.
-VERSIONS = {3: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS, 4: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS}
+# Version 4 (two local nets) and version 5 (its canvas-trained global stage) both answer the predicted error.
+VERSIONS = {4: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS, 5: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS}
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
