@@ -176,14 +176,12 @@ class GlobalToLocal(keras.Model):
         _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
         confidence = g_conf[0]
         # The shifted sub-images (see `shift_crops`) go with the last pass, cut from its windows.
-        offsets = None
-        if self.shift_crops:
-            offsets = np.asarray(SHIFT_SIGNS[self.ndim][: self.shift_crops], np.float32) * (loc.patch_size / 8.0)
+        shifts = np.reshape(SHIFT_SIGNS[self.ndim][: self.shift_crops], [-1, self.ndim]) * (loc.patch_size / 8.0)
         for k in range(self.local_iterations):
             centres = (index - l_off) / l_scale
             last = k == self.local_iterations - 1
             local_index, l_conf, l_spread, l_mass, members, moved = self._local_pass(
-                image, spacing, stats, centres, l_spacing, offsets if last else None)
+                image, spacing, stats, centres, l_spacing, shifts if last else shifts[:0])
             index = l_off + l_scale * local_index
             confidence = l_conf
         # Members trained apart disagree where the anatomy is ambiguous to any of them.
@@ -225,13 +223,13 @@ class GlobalToLocal(keras.Model):
             **signals,
         }
 
-    def _local_pass(self, image, spacing, stats, centres, l_spacing, offsets=None):
+    def _local_pass(self, image, spacing, stats, centres, l_spacing, offsets):
         """One local refinement around `centres` (indices [L, ndim] of the grid at `l_spacing` mm).
 
         Each sub-image is cut from a small window of the input, normalised and
         resampled on its own, so no full-resolution copy of a large volume is made.
         Every local net of the ensemble sees the same sub-images. With `offsets`
-        [S, ndim] (local-grid pixels), the first net also answers the S
+        [S, ndim] (numpy, local-grid pixels; S may be 0), the first net also answers the S
         sub-images centred at centres + offsets[s]: they are cut from one
         window per landmark, widened to hold them, and run in one batch with
         the unshifted ones, which costs much less than S more passes.
@@ -240,21 +238,21 @@ class GlobalToLocal(keras.Model):
         confidence, the vote spread (local pixels) and the summed probability
         (each the members' mean, per landmark), every member's indices
         [members, L, ndim], and the first net's indices from the shifted
-        sub-images [S, L, ndim] (None without offsets).
+        sub-images [S, L, ndim].
         """
         num_landmarks, n, ndim = len(self.landmark_names), self._l.patch_size, self.ndim
-        shifted = 0 if offsets is None else int(offsets.shape[0])
-        margin = 0 if offsets is None else int(math.ceil(float(np.abs(offsets).max())))
+        shifted = len(offsets)
+        margin = int(math.ceil(float(np.abs(offsets).max(initial=0.0))))
         windows, starts = normalised_windows(image, spacing, l_spacing, stats, centres, n + 1 + 2 * margin)
         # A window of size n + 1 + 2m starting where `normalised_windows` puts it holds every
         # sub-image of n pixels centred within m of its centre.
-        placed = tf.constant(np.concatenate([np.zeros([1, ndim], np.float32)] + ([] if offsets is None else [offsets])))
+        placed = tf.constant(np.concatenate([np.zeros([1, ndim]), offsets]), tf.float32)
         crops = self.crop(windows, (centres - starts)[:, None, :] + placed[None])  # [L, 1 + S, *n, 1]
         crops = tf.transpose(crops, [1, 0] + list(range(2, ndim + 3)))  # [1 + S, L, *n, 1]
         nets = zip([self._local_logits] + self._extra_local_logits,
                    [self.local_aggregation] + self._extra_local_aggregations,
                    [self._l] + [StageConfig.from_dict(c) for c in self.extra_local_configs])
-        results, moved = [], None
+        results = []
         for k, (logits_net, aggregation, config) in enumerate(nets):
             batch = 1 + shifted if k == 0 else 1
             stride = config.net.total_stride
@@ -266,7 +264,7 @@ class GlobalToLocal(keras.Model):
             pos, l_conf = aggregation(disp, logits)
             estimates = (centres[None] + placed[:batch, None, :]
                          + tf.reshape(pos[:, 0], [batch, num_landmarks, ndim]) - (n - 1) / 2.0)
-            if k == 0 and shifted:
+            if k == 0:
                 moved = estimates[1:]
             # Spread and mass from the unshifted sub-images only.
             disp, logits = disp[:num_landmarks], logits[:num_landmarks]

@@ -14,6 +14,7 @@ from lmk_tf.method.shape import shape_residual
 from lmk_tf.synthetic import make_sample
 from tests.conftest import call_graph
 from tests.method import stand_ins
+from tests.method.whole_image import local_estimates
 
 
 def test_outputs_follow_the_contract(tiny_model_dir):
@@ -210,23 +211,12 @@ def _first_net_estimates(model, image, centres):
     [L, ndim], cut from the whole resampled image as the paper's local stage does."""
     import tensorflow as tf
 
-    from lmk_tf.method.layers import SubImageCrop, WeightedDisplacementAggregation, decode_displacement
-    from lmk_tf.method.networks import with_logits
     from lmk_tf.method.preprocess import normalise_intensity, resample
 
     loc = StageConfig.from_dict(model.local_config)
-    n, stride = loc.patch_size, loc.net.total_stride
     local_image = resample(normalise_intensity(tf.constant(image.array, tf.float32)[..., None]),
                            tf.constant(image.spacing, tf.float32), loc.spacing)[0]
-    crops = SubImageCrop(n, 2)(local_image[None], tf.constant(centres, tf.float32)[None])
-    out = with_logits(model.local_net)(crops, training=False)
-    grid = out["classification"].shape[2:]
-    num_landmarks = len(model.landmark_names)
-    disp = tf.reshape(decode_displacement(out["displacement"], stride, loc.displacement_encoding),
-                      [num_landmarks, *grid, 2])
-    logits = tf.reshape(out["classification"], [num_landmarks, *grid, 1])
-    pos, _ = WeightedDisplacementAggregation(stride, from_logits=True)(disp, logits)
-    return centres + np.asarray(pos[:, 0]) - (n - 1) / 2.0
+    return np.asarray(local_estimates(model.local_net, loc, local_image, centres))
 
 
 @pytest.mark.parametrize("members", [1, 2])

@@ -12,6 +12,7 @@ from lmk_tf.method.layers import SubImageCrop, WeightedDisplacementAggregation, 
 from lmk_tf.method.networks import build_fcn, build_local_net
 from lmk_tf.method.preprocess import normalise_intensity, pad_to_multiple, resample
 from lmk_tf.method.windows import intensity_stats, normalised_resample, normalised_windows
+from tests.method.whole_image import local_estimates
 
 CASES = [  # shape, spacing, target: shrinking, growing along 2 mm slices, 2D
     ((9, 30, 26), (2.0, 0.8, 0.7), 1.0),
@@ -85,15 +86,8 @@ def _whole_image_graph(model, image, spacing):
     g_pos, _ = WeightedDisplacementAggregation(g.net.total_stride)(disp, out["classification"])
     index = g_off + g_scale * g_pos[0]
     l_img, l_scale, l_off = resample(x, spacing, loc.spacing)
-    num, ndim, n = len(model.landmark_names), model.ndim, loc.patch_size
     for _ in range(model.local_iterations):
-        centres = (index - l_off) / l_scale
-        out = model.local_net(SubImageCrop(n, ndim)(l_img[None], centres[None]), training=False)
-        grid = out["classification"].shape[2:]
-        disp = decode_displacement(out["displacement"], loc.net.total_stride, loc.displacement_encoding)
-        pos, _ = WeightedDisplacementAggregation(loc.net.total_stride)(
-            tf.reshape(disp, [num, *grid, ndim]), tf.reshape(out["classification"], [num, *grid, 1]))
-        index = l_off + l_scale * (centres + pos[:, 0] - (n - 1) / 2.0)
+        index = l_off + l_scale * local_estimates(model.local_net, loc, l_img, (index - l_off) / l_scale)
     return index.numpy()
 
 
