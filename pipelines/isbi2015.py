@@ -56,8 +56,8 @@ flags.DEFINE_bool("from_fold_model", False,
 flags.DEFINE_bool("from_export", False,
                   "Fold -1: export the newest version in --export_base again as the next one, with the "
                   "recipe's inference settings, the training images' statistics (head size, shape weights) "
-                  "and --calibration; the recipe's local ensemble members it lacks are trained and added "
-                  "(nothing else is trained).")
+                  "and --calibration; only what it lacks of the recipe trains: a stage whose settings the "
+                  "recipe changed since (it replaces the export's), local ensemble members it lacks (added).")
 flags.DEFINE_string("calibration", "docs/isbi2015/calibration.json",
                     "Fold -1: the uncertainty calibration (benchmarks/isbi2015_calibrate.py --output) the exported "
                     "model carries; a missing file exports the uncalibrated default, with a warning.")
@@ -89,12 +89,14 @@ def main(argv):
     if FLAGS.from_export and not exporting:
         raise ConfigError("--from_export is for --fold=-1; for a held-out fold give --from_fold_model")
     if FLAGS.from_export:
-        members = missing_members(FLAGS.export_base, preset, os.path.join(FLAGS.workdir, tag), train, names)
+        replaced, members, keep_members = stages_to_train(FLAGS.export_base, preset,
+                                                          os.path.join(FLAGS.workdir, tag), train, names)
         path = export_again(FLAGS.export_base, preset, dict(options, calibration=read_calibration(names)),
-                            members=members)
+                            replaced=replaced, members=members, keep_members=keep_members)
+        trained = [f"{stage} stage" for stage in replaced] + ([f"{len(members)} local member(s)"] if members else [])
         print(f"exported: {path}")
         print(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min; "
-              + (f"{len(members)} local member(s) added)" if members else "nothing trained)"), flush=True)
+              + (f"trained: {', '.join(trained)})" if trained else "nothing trained)"), flush=True)
         return
     if FLAGS.from_fold_model:
         result = recipe.Result(data_dir="", model_dir="", prepare_seconds=0.0, train_seconds={})
@@ -176,10 +178,11 @@ def export_fold_model(preset, model_dir, options):
     return export_again(newest, preset, dict(options, calibration=None), version=version)
 
 
-def stage_changes(info, preset) -> str:
-    """'<stage> stage has other settings than the recipe's (...)' for the first stage of an export's
-    model_info that the preset trains otherwise; '' when both stages are the preset's."""
-    for stage, config in (("global", preset.global_config), ("local", preset.local_config)):
+def stage_changes(info, preset, stages=("global", "local")) -> str:
+    """'<stage> stage has other settings than the recipe's (...)' for the first of `stages` of an
+    export's model_info that the preset trains otherwise; '' when they are the preset's."""
+    for stage in stages:
+        config = preset.stage(stage)
         # Read through StageConfig, so that a setting added since the export counts with its default.
         saved = info.get(f"{stage}_config")
         saved = _as_json(StageConfig.from_dict(saved)) if saved else {}
@@ -199,11 +202,16 @@ def _same(a, b) -> bool:
 _STATISTICS = ("reference_distances_mm", "shape_weights", "calibration")
 
 
-def missing_members(source, preset, workdir, train, names):
-    """[(net, config dict)] of the preset's local members that the newest export in `source` lacks,
-    trained on `train` in `workdir` (resumable; a member trained there before is reused).
+def stages_to_train(source, preset, workdir, train, names):
+    """What the newest export in `source` lacks of the recipe, trained on `train` in `workdir`.
 
-    The export's own members must be the first of the preset's: one trained otherwise is refused."""
+    Returns ({stage: (net, config dict)} for the global or first local stage whose settings the
+    recipe changed since the export, [(net, config dict)] of local members to add, and whether
+    the export's own members go first: they do not when trained otherwise than the recipe's, and
+    every member of the recipe is then trained). A stage or member the export holds with the
+    recipe's settings is reused; the rest train (resumable; one trained in `workdir` before is
+    reused), so a change to one stage costs that stage's training, not the whole recipe's.
+    """
     from lmk_tf.export.contract import read_model_info
     from lmk_tf.export.layout import resolve_model_dir
     from lmk_tf.method.model_dir import load_stage
@@ -211,45 +219,47 @@ def missing_members(source, preset, workdir, train, names):
 
     version_dir, _ = resolve_model_dir(source)
     info = read_model_info(version_dir)
-    changed = stage_changes(info, preset)
-    if changed:
-        # Exporting it again would label another recipe's stage as this one's.
-        raise ConfigError(f"{version_dir}: its {changed}; --from_export trains only missing local members: "
-                          "train the model again (make isbi2015)")
     have = [_as_json(StageConfig.from_dict(c)) for c in info.get("extra_local_configs") or []]
     wanted = preset.member_stages
-    if have != [_as_json(c) for _, c in wanted[:len(have)]]:
-        raise ConfigError(f"{version_dir} holds {len(have)} local member(s) trained otherwise than the recipe's; "
-                          "--from_export only adds the missing ones: train the model again (make isbi2015)")
-    missing = wanted[len(have):]
-    if not missing:
-        return []
+    keep = len(have) <= len(wanted) and have == [_as_json(c) for _, c in wanted[:len(have)]]
+    todo = [(stage, preset.stage(stage)) for stage in ("global", "local") if stage_changes(info, preset, (stage,))]
+    todo += wanted[len(have):] if keep else wanted
+    if not todo:
+        return {}, [], True
     data_dir, model_dir = os.path.join(workdir, "data"), os.path.join(workdir, "model")
     recipe.prepare(preset, data_dir, train, names, source={"combine": FLAGS.combine, "spacing": FLAGS.spacing})
-    members = []
-    for name, config in missing:
+    trained = {}
+    for name, config in todo:
+        why = (stage_changes(info, preset, (name,)) if name in ("global", "local")
+               else f"lacks local member {name}" if keep else f"holds local members trained otherwise ({name})")
         if recipe.already_trained(config, os.path.join(model_dir, name)):
             print(f"== {name} already trained in {model_dir}", flush=True)
         else:
-            print(f"== {version_dir} lacks local member {name}: training it, {config.steps} steps", flush=True)
+            print(f"== {version_dir} {why}: training it, {config.steps} steps", flush=True)
             t = time.time()
             train_stage(config, data_dir, model_dir, inference=preset.inference, stage_dir_name=name)
             print(f"== {name} trained in {time.time() - t:.0f}s", flush=True)
-        members.append(load_stage(model_dir, name))
-    return [(net, dataclasses.asdict(config)) for config, net in members]
+        trained[name] = (load_stage(model_dir, name)[1], dataclasses.asdict(config))
+    replaced = {k: trained.pop(k) for k in ("global", "local") if k in trained}
+    return replaced, list(trained.values()), keep
 
 
-def export_again(source, preset, options, version=None, members=()):
+def export_again(source, preset, options, version=None, replaced=None, members=(), keep_members=True):
     """The newest version under (or the version) `source`, exported again as `version` (default: the
-    next under its base) with the preset's inference settings, `options`' training statistics and
-    the local `members` [(net, config dict)] added."""
+    next under its base) with the preset's inference settings, `options`' training statistics, the
+    stages of `replaced` ({'global'|'local': (net, config dict)}) in place of its own and the local
+    `members` [(net, config dict)] added to its own (or, without `keep_members`, in their place)."""
     from lmk_tf.export.layout import resolve_model_dir
-    from lmk_tf.export.reload import add_local_member, rebuild
+    from lmk_tf.export.reload import add_local_member, rebuild, replace_stage, without_local_members
     from lmk_tf.export.savedmodel import export_pipeline
 
     version_dir, _ = resolve_model_dir(source)
     pipeline = rebuild(version_dir, **dataclasses.asdict(preset.inference),
                        **{k: options[k] for k in _STATISTICS})
+    for stage, (net, config) in (replaced or {}).items():
+        pipeline = replace_stage(pipeline, stage, net, config)
+    if not keep_members:
+        pipeline = without_local_members(pipeline)
     for net, config in members:
         pipeline = add_local_member(pipeline, net, config)
     rest = {k: v for k, v in options.items() if k not in _STATISTICS}

@@ -76,6 +76,12 @@ def add_local_member(model: GlobalToLocal, net, config: dict) -> GlobalToLocal:
                          **{k: getattr(model, k) for k in _INFERENCE})
 
 
+def without_local_members(model: GlobalToLocal) -> GlobalToLocal:
+    """`model` with its first local net only (the others dropped); the rest is kept."""
+    return GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                         model.landmark_names, name="global_to_local", **{k: getattr(model, k) for k in _INFERENCE})
+
+
 def _restore(model: GlobalToLocal, version_dir: str):
     # An export holds the variables as `model_variables` (lmk_tf.export.savedmodel) or, in
     # versions exported before that, as the tracked Keras model `pipeline`: the same

@@ -169,10 +169,7 @@ class GlobalToLocal(keras.Model):
         g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
         g_mass = tf.reduce_sum(tf.sigmoid(tf.reshape(out["classification"], [-1, num_landmarks])), axis=0)
 
-        # The local stage at the head's own scale: it sees the anatomy at the size it trained on.
-        l_spacing = tf.constant(loc.spacing, tf.float32)
-        if self.normalise_scale:
-            l_spacing = l_spacing * head_scale(global_index, spacing, self.reference_distances_mm)
+        l_spacing = self._local_spacing(global_index, spacing)
         _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
         confidence = g_conf[0]
         # The shifted sub-images (see `shift_crops`) go with the last pass, cut from its windows.
@@ -222,6 +219,28 @@ class GlobalToLocal(keras.Model):
             "global_index": global_index,
             **signals,
         }
+
+    def refine_from(self, image, spacing, start_index):
+        """The local stage alone, started from `start_index` [L, ndim] (input indices) instead of
+        the global estimate: one pass, every local net, no shifted sub-images. Returns the refined
+        input indices [L, ndim]. For diagnostics: how much of the error is the local stage's own
+        (started from the truth) and how much the global stage's start adds."""
+        image = tf.cast(image, tf.float32)
+        spacing = tf.cast(spacing, tf.float32)
+        start_index = tf.cast(start_index, tf.float32)
+        l_spacing = self._local_spacing(start_index, spacing)
+        _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
+        local_index = self._local_pass(image, spacing, intensity_stats(image), (start_index - l_off) / l_scale,
+                                       l_spacing, np.zeros([0, self.ndim]))[0]
+        return l_off + l_scale * local_index
+
+    def _local_spacing(self, index, spacing):
+        # The local stage at the head's own scale (measured on `index`): it sees the anatomy
+        # at the size it trained on.
+        l_spacing = tf.constant(self._l.spacing, tf.float32)
+        if self.normalise_scale:
+            l_spacing = l_spacing * head_scale(index, spacing, self.reference_distances_mm)
+        return l_spacing
 
     def _local_pass(self, image, spacing, stats, centres, l_spacing, offsets):
         """One local refinement around `centres` (indices [L, ndim] of the grid at `l_spacing` mm).

@@ -138,6 +138,17 @@ def test_each_local_iteration_refines_from_the_previous_estimate():
     assert errors[3] < errors[1] / 3
 
 
+def test_refine_from_runs_the_local_stage_from_a_given_start():
+    # The stand-in local stage moves half way to the truth from wherever it starts.
+    image, truth, model = bowl_case("2d", bias_px=1.0, gain=0.5)
+    out = run(model, image)
+    from_global = np.asarray(model.refine_from(image.array[..., None], image.spacing, out["global_index"]))
+    np.testing.assert_allclose(from_global, out["landmarks_index"], atol=1e-4)
+    start = truth + [[1.5, -2.0]]
+    refined = np.asarray(model.refine_from(image.array[..., None], image.spacing, start))
+    np.testing.assert_allclose(refined - truth, (start - truth) / 2, atol=0.05)
+
+
 def test_landmark_outside_the_image_is_not_present():
     # The second bowl's minimum lies 10 mm beyond the last column: the global
     # stand-in finds it there (with 0.9 confidence), but the graph must say absent.

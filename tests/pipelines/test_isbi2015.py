@@ -47,6 +47,20 @@ def check_stage_ablation(data, work):
     assert "ensemble_mm" in header.split(",")
 
 
+def check_local_start(data, work):
+    """benchmarks/isbi2015_local_start.py on the fold model just trained: the model as served, its
+    global stage and its local stage from the truth and from a start 1 mm off, per fold and pooled."""
+    p = run("benchmarks/isbi2015_local_start.py", f"--data={data}", "--spacing=1.0", "--num_folds=2",
+            "--folds=0", f"--models={work}/folds", "--offsets_mm=1", "--max_images=2")
+    assert p.returncode == 0, p.stderr[-3000:]
+    last = p.stdout.strip().splitlines()[-1]
+    assert last.startswith("model_mm=") and last.endswith(" images=2"), last
+    figures = dict(item.split("=") for item in last.split()[:-1])
+    assert list(figures) == ["model_mm", "global_mm", "truth_mm", "truth+1mm"]
+    assert all(0 <= float(v) < 1e3 for v in figures.values()), last
+    assert "per landmark, pooled" in p.stdout
+
+
 def recipe(data, work, report, *extra, fold=0, num_folds=2):
     return run("-m", "pipelines.isbi2015", f"--data={data}", f"--fold={fold}", f"--num_folds={num_folds}",
                "--spacing=1.0", "--global_steps=2", "--local_steps=2", f"--workdir={work}",
@@ -72,6 +86,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     rows = (work / "kfold" / "fold0.csv").read_text().splitlines()
     assert rows[0].startswith("image,landmark,") and "shift_mm" in rows[0] and len(rows) == 1 + 4 * 6
     check_stage_ablation(isbi_like, work)
+    check_local_start(isbi_like, work)
 
     # Same settings: the trained stages are reused, the evaluation runs again.
     p = recipe(isbi_like, work, report, num_folds=2)
@@ -153,33 +168,49 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
                f"--calibration={refit}", fold=-1, num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "lacks local member local-2: training it, 2 steps" in p.stdout and "1 local member(s) added" in p.stdout
+    assert "lacks local member local-2: training it, 2 steps" in p.stdout and "trained: 1 local member(s)" in p.stdout
     fourth = json.loads((tmp_path / "final" / "4" / "assets" / "model_info.json").read_text())
     assert fourth["extra_local_configs"] == second["extra_local_configs"]
     assert fourth["local_config"] == second["local_config"] and fourth["calibration"] == second["calibration"]
-    # A member trained otherwise is refused, not replaced.
+    # A member trained otherwise is trained again (here: reused from the run above) and takes its place.
     p = run("-c", _OTHER_MEMBER, f"{tmp_path}/final/4", f"{tmp_path}/other", "1")
     assert p.returncode == 0, p.stderr[-3000:]
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/other",
-               fold=-1, num_folds=2)
-    assert p.returncode != 0 and "trained otherwise than the recipe's" in p.stderr
-    # So is an export whose global or local stage the recipe now trains otherwise.
-    for stage in ("global", "local"):
-        p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
-                   f"--{stage}_steps=3", fold=-1, num_folds=2)
-        assert p.returncode != 0 and f"{stage} stage has other settings than the recipe's (steps:" in p.stderr
+               f"--calibration={refit}", fold=-1, num_folds=2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "local-2 already trained" in p.stdout and "trained: 1 local member(s)" in p.stdout
+    other = json.loads((tmp_path / "other" / "2" / "assets" / "model_info.json").read_text())
+    assert other["extra_local_configs"] == second["extra_local_configs"]
+    # A stage whose settings the recipe changed since is trained again on all the images and replaces
+    # the export's; the other stage is kept. (A fresh workdir: the one above trained the stages with
+    # 2 steps, and a stage directory is never resumed with other settings.)
+    p = recipe(isbi_like, tmp_path / "w3", tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
+               f"--calibration={refit}", "--global_steps=3", fold=-1, num_folds=2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "global stage has other settings than the recipe's (steps: 2 -> 3" in p.stdout
+    assert "): training it, 3 steps" in p.stdout and "trained: global stage)" in p.stdout
+    assert "local stage has other settings" not in p.stdout and "local-2" not in p.stdout
+    fifth = json.loads((tmp_path / "final" / "5" / "assets" / "model_info.json").read_text())
+    assert fifth["global_config"]["steps"] == 3 and fifth["local_config"] == fourth["local_config"]
+    assert fifth["extra_local_configs"] == fourth["extra_local_configs"]
+    # --local_steps holds for every local net: the first and the member both train again.
+    p = recipe(isbi_like, tmp_path / "w3", tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
+               f"--calibration={refit}", "--global_steps=3", "--local_steps=3", fold=-1, num_folds=2)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "local stage has other settings than the recipe's (steps: 2 -> 3" in p.stdout
+    assert "global stage has other settings" not in p.stdout
+    assert "holds local members trained otherwise (local-2): training it, 3 steps" in p.stdout
+    sixth = json.loads((tmp_path / "final" / "6" / "assets" / "model_info.json").read_text())
+    assert sixth["global_config"] == fifth["global_config"] and sixth["local_config"]["steps"] == 3
+    assert [(c["seed"], c["steps"]) for c in sixth["extra_local_configs"]] == [(1, 3)]
 
 
 # Exports argv[1]'s model without its local ensemble members as argv[2]/argv[3].
 _WITHOUT_MEMBERS = """
 import sys
-from lmk_tf.export.reload import _INFERENCE, rebuild
+from lmk_tf.export.reload import rebuild, without_local_members
 from lmk_tf.export.savedmodel import export_pipeline
-from lmk_tf.method.graph import GlobalToLocal
-m = rebuild(sys.argv[1])
-one = GlobalToLocal(m.global_net, m.local_net, m.global_config, m.local_config, m.landmark_names,
-                    name="global_to_local", **{k: getattr(m, k) for k in _INFERENCE})
-export_pipeline(one, sys.argv[2], version=int(sys.argv[3]))
+export_pipeline(without_local_members(rebuild(sys.argv[1])), sys.argv[2], version=int(sys.argv[3]))
 """
 
 # Exports argv[1]'s model as argv[2]/argv[3], its local members relabelled as trained with seed 7.
