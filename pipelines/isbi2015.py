@@ -93,10 +93,13 @@ def main(argv):
                                                           os.path.join(FLAGS.workdir, tag), train, names)
         path = export_again(FLAGS.export_base, preset, dict(options, calibration=read_calibration(names)),
                             replaced=replaced, members=members, keep_members=keep_members)
-        trained = [f"{stage} stage" for stage in replaced] + ([f"{len(members)} local member(s)"] if members else [])
+        # Each stage or member was trained now or reused from --workdir (the lines above say which).
+        changed = ([f"replaced: {', '.join(f'{stage} stage' for stage in replaced)}"] if replaced else []) + (
+            [f"{'added' if keep_members else 'in place of its own'}: {len(members)} local member(s)"]
+            if members else [])
         print(f"exported: {path}")
         print(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min; "
-              + (f"trained: {', '.join(trained)})" if trained else "nothing trained)"), flush=True)
+              + (f"{'; '.join(changed)})" if changed else "nothing trained)"), flush=True)
         return
     if FLAGS.from_fold_model:
         result = recipe.Result(data_dir="", model_dir="", prepare_seconds=0.0, train_seconds={})

@@ -202,7 +202,7 @@ def _synthetic(ndim: int) -> Preset:
 
 def _ceph() -> Preset:
     # A fourth stage at the cells' resolution widens what each cell sees (about 11 -> 16 mm at
-    # 0.3 mm) for 1.45x the cost a step: every fold 5-6 % better (docs/isbi2015.md), and from a start 4 mm
+    # 0.3 mm) for 1.45x the cost a step: every fold 5-8 % better (docs/isbi2015.md), and from a start 4 mm
     # off the truth the local stage alone 1.105 -> 1.031 mm (fold 0; docs/isbi2015.md).
     local_net = NetConfig(stem_filters=16, stem_kernel=3, stem_stride=1,
                           stage_filters=(16, 32, 64, 64), stage_strides=(2, 2, 1, 1), head_filters=64)

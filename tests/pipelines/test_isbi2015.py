@@ -168,7 +168,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
                f"--calibration={refit}", fold=-1, num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "lacks local member local-2: training it, 2 steps" in p.stdout and "trained: 1 local member(s)" in p.stdout
+    assert "lacks local member local-2: training it, 2 steps" in p.stdout and "added: 1 local member(s)" in p.stdout
     fourth = json.loads((tmp_path / "final" / "4" / "assets" / "model_info.json").read_text())
     assert fourth["extra_local_configs"] == second["extra_local_configs"]
     assert fourth["local_config"] == second["local_config"] and fourth["calibration"] == second["calibration"]
@@ -178,7 +178,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/other",
                f"--calibration={refit}", fold=-1, num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "local-2 already trained" in p.stdout and "trained: 1 local member(s)" in p.stdout
+    assert "local-2 already trained" in p.stdout and "in place of its own: 1 local member(s)" in p.stdout
     other = json.loads((tmp_path / "other" / "2" / "assets" / "model_info.json").read_text())
     assert other["extra_local_configs"] == second["extra_local_configs"]
     # A stage whose settings the recipe changed since is trained again on all the images and replaces
@@ -188,7 +188,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
                f"--calibration={refit}", "--global_steps=3", fold=-1, num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "global stage has other settings than the recipe's (steps: 2 -> 3" in p.stdout
-    assert "): training it, 3 steps" in p.stdout and "trained: global stage)" in p.stdout
+    assert "): training it, 3 steps" in p.stdout and "replaced: global stage)" in p.stdout
     assert "local stage has other settings" not in p.stdout and "local-2" not in p.stdout
     fifth = json.loads((tmp_path / "final" / "5" / "assets" / "model_info.json").read_text())
     assert fifth["global_config"]["steps"] == 3 and fifth["local_config"] == fourth["local_config"]
