@@ -225,16 +225,17 @@ def stages_to_train(source, preset, workdir, train, names):
     have = [_as_json(StageConfig.from_dict(c)) for c in info.get("extra_local_configs") or []]
     wanted = preset.member_stages
     keep = len(have) <= len(wanted) and have == [_as_json(c) for _, c in wanted[:len(have)]]
-    todo = [(stage, preset.stage(stage)) for stage in ("global", "local") if stage_changes(info, preset, (stage,))]
-    todo += wanted[len(have):] if keep else wanted
+    # (directory, config, why it trains)
+    todo = [(stage, preset.stage(stage), why) for stage in ("global", "local")
+            if (why := stage_changes(info, preset, (stage,)))]
+    todo += ([(name, config, f"lacks local member {name}") for name, config in wanted[len(have):]] if keep else
+             [(name, config, f"holds local members trained otherwise ({name})") for name, config in wanted])
     if not todo:
         return {}, [], True
     data_dir, model_dir = os.path.join(workdir, "data"), os.path.join(workdir, "model")
     recipe.prepare(preset, data_dir, train, names, source={"combine": FLAGS.combine, "spacing": FLAGS.spacing})
     trained = {}
-    for name, config in todo:
-        why = (stage_changes(info, preset, (name,)) if name in ("global", "local")
-               else f"lacks local member {name}" if keep else f"holds local members trained otherwise ({name})")
+    for name, config, why in todo:
         if recipe.already_trained(config, os.path.join(model_dir, name)):
             print(f"== {name} already trained in {model_dir}", flush=True)
         else:

@@ -53,33 +53,33 @@ def rebuild(path: str, **overrides) -> GlobalToLocal:
     return model
 
 
+def _recomposed(model: GlobalToLocal, **parts) -> GlobalToLocal:
+    """A new `GlobalToLocal` of `model`'s nets, configs and inference settings, with `parts`
+    (constructor arguments: global_net, local_config, extra_local_nets, ...) in their place."""
+    kept = {k: getattr(model, k) for k in ("global_net", "local_net", "global_config", "local_config",
+                                           "landmark_names", "extra_local_nets", "extra_local_configs",
+                                           *_INFERENCE)}
+    return GlobalToLocal(**{**kept, **parts}, name="global_to_local")
+
+
 def replace_stage(model: GlobalToLocal, stage: str, net, config: dict) -> GlobalToLocal:
     """`model` with its `stage` ('global' or 'local') replaced by `net` trained with `config`
     (a StageConfig dict); the other stage and every inference setting are kept."""
     if stage not in ("global", "local"):
         raise ValueError(f"stage must be 'global' or 'local', got {stage!r}")
-    stages = {"global": (model.global_net, model.global_config), "local": (model.local_net, model.local_config)}
-    stages[stage] = (net, dict(config))
-    (g_net, g_config), (l_net, l_config) = stages["global"], stages["local"]
-    return GlobalToLocal(g_net, l_net, g_config, l_config, model.landmark_names, name="global_to_local",
-                         extra_local_nets=model.extra_local_nets, extra_local_configs=model.extra_local_configs,
-                         **{k: getattr(model, k) for k in _INFERENCE})
+    return _recomposed(model, **{f"{stage}_net": net, f"{stage}_config": dict(config)})
 
 
 def add_local_member(model: GlobalToLocal, net, config: dict) -> GlobalToLocal:
     """`model` with one more local net, `net` trained with `config` (a StageConfig dict) on the
     same sub-images; its estimate joins the local ensemble's mean. The rest is kept."""
-    return GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
-                         model.landmark_names, name="global_to_local",
-                         extra_local_nets=[*model.extra_local_nets, net],
-                         extra_local_configs=[*model.extra_local_configs, dict(config)],
-                         **{k: getattr(model, k) for k in _INFERENCE})
+    return _recomposed(model, extra_local_nets=[*model.extra_local_nets, net],
+                       extra_local_configs=[*model.extra_local_configs, dict(config)])
 
 
 def without_local_members(model: GlobalToLocal) -> GlobalToLocal:
     """`model` with its first local net only (the others dropped); the rest is kept."""
-    return GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
-                         model.landmark_names, name="global_to_local", **{k: getattr(model, k) for k in _INFERENCE})
+    return _recomposed(model, extra_local_nets=[], extra_local_configs=[])
 
 
 def _restore(model: GlobalToLocal, version_dir: str):
