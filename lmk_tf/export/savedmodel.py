@@ -133,6 +133,7 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
         "presence_threshold": pipeline.presence_threshold,
         "local_iterations": pipeline.local_iterations,
         "shift_crops": pipeline.shift_crops,
+        "global_shifts": pipeline.global_shifts,
         "normalise_scale": pipeline.normalise_scale,
         "reference_distances_mm": pipeline.reference_distances_mm,
         "shape_weights": pipeline.shape_weights,
@@ -157,6 +158,7 @@ def export(
     presence_threshold: float | None = None,
     local_iterations: int | None = None,
     shift_crops: int | None = None,
+    global_shifts: int | None = None,
     calibration: dict | None = None,
     normalise_scale: bool | None = None,
     reference_distances_mm=None,
@@ -172,7 +174,8 @@ def export(
     recipe that trained it measured; a value given here overrides it.
     """
     pipeline = assemble(model_dir, presence_threshold=presence_threshold, local_iterations=local_iterations,
-                        calibration=calibration, shift_crops=shift_crops, normalise_scale=normalise_scale,
+                        calibration=calibration, shift_crops=shift_crops, global_shifts=global_shifts,
+                        normalise_scale=normalise_scale,
                         reference_distances_mm=reference_distances_mm, shape_weights=shape_weights)
     return export_pipeline(pipeline, base_dir, version=version, warmup_shape=warmup_shape,
                            warmup_spacing=warmup_spacing, extra_info=extra_info)

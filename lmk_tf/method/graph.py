@@ -38,6 +38,11 @@ SHIFT_SIGNS = {
     2: [[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]],
     3: [[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, -1.0]],
 }
+# Half-cell shifts of the copies of `global_shifts`, per ndim, in units of half a global cell.
+GLOBAL_SHIFT_SIGNS = {
+    2: [[1, 1], [1, 0], [0, 1]],
+    3: [[1, 1, 1], [1, 0, 0], [0, 1, 1]],
+}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -59,6 +64,10 @@ class GlobalToLocal(keras.Model):
       shift_crops: passes of the first local net on sub-images shifted by 1/8
         of their size (0, 2 or 4), whose disagreement with its own estimate is
         the `shift_mm` signal; they do not change the estimate.
+      global_shifts: more passes of the global net (0 to 3), each on the image
+        moved by half a global cell along some axes; the global estimate is the
+        mean of every pass's, which averages out where the cell grid happens to
+        fall. The signals of the global stage stay those of the unmoved image.
       normalise_scale: run the local stage at the head's scale times its
         spacing, the scale measured on the global estimate against
         `reference_distances_mm` (`lmk_tf.method.scale`).
@@ -88,7 +97,7 @@ class GlobalToLocal(keras.Model):
     def __init__(self, global_net, local_net, global_config, local_config, landmark_names,
                  presence_threshold=0.5, local_iterations=1, calibration=None, shift_crops=0,
                  normalise_scale=False, reference_distances_mm=None, shape_weights=None, extra_local_nets=(),
-                 extra_local_configs=(), **kwargs):
+                 extra_local_configs=(), global_shifts=0, **kwargs):
         super().__init__(**kwargs)
         self.global_net = global_net
         self.local_net = local_net
@@ -101,6 +110,9 @@ class GlobalToLocal(keras.Model):
         if int(shift_crops) not in (0, 2, 4):
             raise ValueError(f"shift_crops must be 0, 2 or 4, got {shift_crops!r}")
         self.shift_crops = int(shift_crops)
+        if int(global_shifts) not in (0, 1, 2, 3):
+            raise ValueError(f"global_shifts must be 0, 1, 2 or 3, got {global_shifts!r}")
+        self.global_shifts = int(global_shifts)
         self.normalise_scale = bool(normalise_scale)
         self.reference_distances_mm = None if reference_distances_mm is None else [
             float(v) for v in reference_distances_mm]
@@ -164,6 +176,10 @@ class GlobalToLocal(keras.Model):
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
         g_pos, g_conf = self.global_aggregation(disp, out["classification"])
         index = g_off + g_scale * g_pos[0]
+        if self.global_shifts:
+            index = tf.add_n([index] + [self._shifted_global(g_img, g_off, g_scale, signs)
+                                        for signs in GLOBAL_SHIFT_SIGNS[self.ndim][: self.global_shifts]])
+            index = index / (1.0 + self.global_shifts)
         global_index = index
 
         g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
@@ -219,6 +235,17 @@ class GlobalToLocal(keras.Model):
             "global_index": global_index,
             **signals,
         }
+
+    def _shifted_global(self, g_img, g_off, g_scale, signs):
+        """The global estimate (input indices [L, ndim]) from `g_img` moved by half a cell times
+        `signs` along each axis: padded before, so its cells fall between the unmoved ones'."""
+        g = self._g
+        shift = [int(s) * (g.net.total_stride // 2) for s in signs]
+        moved = tf.pad(g_img, [[s, 0] for s in shift] + [[0, 0]])
+        out = self._global_logits(pad_to_multiple(moved, g.net.total_stride)[None], training=False)
+        disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
+        pos, _ = self.global_aggregation(disp, out["classification"])
+        return g_off + g_scale * (pos[0] - tf.constant(shift, tf.float32))
 
     def refine_from(self, image, spacing, start_index):
         """The local stage alone, started from `start_index` [L, ndim] (input indices) instead of
@@ -306,6 +333,7 @@ class GlobalToLocal(keras.Model):
             "local_iterations": self.local_iterations,
             "calibration": self.calibration,
             "shift_crops": self.shift_crops,
+            "global_shifts": self.global_shifts,
             "normalise_scale": self.normalise_scale,
             "reference_distances_mm": self.reference_distances_mm,
             "shape_weights": self.shape_weights,

@@ -33,6 +33,8 @@ class InferenceConfig:
         re-centring its sub-image on the last estimate (paper: once).
       shift_crops: extra local passes on shifted sub-images (0, 2 or 4) whose
         disagreement is an uncertainty signal; they do not move the estimate.
+      global_shifts: more passes of the global net (0 to 3) on the image moved by
+        half a global cell; the global estimate is the mean of every pass's.
       normalise_scale: run the local stage at the head's scale (measured on the
         global estimate against the training images' landmark distances) times
         its spacing (`lmk_tf.method.scale`); for images that show every landmark.
@@ -42,6 +44,7 @@ class InferenceConfig:
     local_iterations: int = 1
     shift_crops: int = 0
     normalise_scale: bool = False
+    global_shifts: int = 0
 
     def validate(self) -> InferenceConfig:
         if not self.presence_threshold >= 0.0:
@@ -50,6 +53,8 @@ class InferenceConfig:
             raise ConfigError(f"local_iterations must be an integer >= 1, got {self.local_iterations!r}")
         if self.shift_crops not in (0, 2, 4):
             raise ConfigError(f"shift_crops must be 0, 2 or 4, got {self.shift_crops!r}")
+        if self.global_shifts not in (0, 1, 2, 3):
+            raise ConfigError(f"global_shifts must be 0, 1, 2 or 3, got {self.global_shifts!r}")
         if not isinstance(self.normalise_scale, bool):
             raise ConfigError(f"normalise_scale must be true or false, got {self.normalise_scale!r}")
         return self

@@ -42,12 +42,13 @@ def test_weights_that_do_not_fit_the_settings_are_refused(exported, tmp_path):
 
 
 def test_a_stage_is_replaced_and_the_other_stage_and_inference_settings_kept(exported):
-    model = rebuild(exported, local_iterations=2)
+    model = rebuild(exported, local_iterations=2, global_shifts=3)
     local = model.local_net
     config = {**model.global_config, "steps": model.global_config["steps"] + 1}
     swapped = replace_stage(model, "global", model.global_net, config)
     assert swapped.global_config["steps"] == config["steps"] and swapped.local_net is local
     assert swapped.local_config == model.local_config
+    assert swapped.global_shifts == 3
     for key in ("local_iterations", "presence_threshold", "shift_crops", "normalise_scale", "calibration"):
         assert getattr(swapped, key) == getattr(model, key), key
     with pytest.raises(ValueError, match="'global' or 'local'"):

@@ -149,6 +149,35 @@ def test_refine_from_runs_the_local_stage_from_a_given_start():
     np.testing.assert_allclose(refined - truth, (start - truth) / 2, atol=0.05)
 
 
+def test_global_passes_on_shifted_copies_map_back_to_the_same_landmark():
+    # Each copy is padded by half a cell before: a shift not undone would put its estimate
+    # (and so the mean) half a global cell (3 mm here) off the truth. 2D only: the 3D case is
+    # 6 global pixels deep, so a shifted copy's stand-in reads the bowl at the image border,
+    # where resampling leaves it not quite quadratic.
+    image, truth, model = bowl_case("2d")
+    shifted = GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                            model.landmark_names, global_shifts=3)
+    out = run(shifted, image)
+    np.testing.assert_allclose(out["global_index"], truth, atol=0.05)
+    np.testing.assert_allclose(out["landmarks_index"], truth, atol=0.05)
+
+
+def test_global_shifts_average_passes_that_differ_and_keep_the_unshifted_signals(tiny_model_dir):
+    model = assemble(tiny_model_dir)
+    image, _, _ = make_sample(2, 4, shape=(70, 90), spacing=(0.8, 1.1))
+    plain = call_graph(model, image)
+    out = call_graph(GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                                   model.landmark_names, global_shifts=3), image)
+    moved = np.linalg.norm((out["global_index"] - plain["global_index"]) * image.spacing, axis=-1)
+    cell_mm = model.global_config["spacing"] * StageConfig.from_dict(model.global_config).net.total_stride
+    assert moved.max() > 1e-3 and moved.max() < cell_mm
+    for signal in ("global_spread_mm", "global_mass"):
+        np.testing.assert_allclose(out[signal], plain[signal], rtol=1e-5, err_msg=signal)
+    with pytest.raises(ValueError, match="global_shifts must be 0, 1, 2 or 3"):
+        GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                      model.landmark_names, global_shifts=4)
+
+
 def test_landmark_outside_the_image_is_not_present():
     # The second bowl's minimum lies 10 mm beyond the last column: the global
     # stand-in finds it there (with 0.9 confidence), but the graph must say absent.
