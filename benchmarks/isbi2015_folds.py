@@ -21,7 +21,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lmk_tf.errors import LmkError
-from lmk_tf.evaluation.metrics import format_summary, read_errors_csv, summarize
+from lmk_tf.evaluation.metrics import format_pooled, format_summary, read_errors_csv, summarize
 
 flags.DEFINE_list("reports", None, "Report directories of held-out folds (each with errors.csv).")
 flags.DEFINE_string("predictions", None, "Directory of fold<k>.csv held-out predictions (instead of --reports).")
@@ -57,12 +57,9 @@ def main(argv):
         all_ids += ids
         all_errors.append(errors)
         print(f"{path}: {format_summary(summarize(errors, names))}")
-    pooled = summarize(np.concatenate(all_errors), names)
-    print(f"pooled: {format_summary(pooled, per_landmark=True)}")
-    o = pooled["overall"]
     every = np.concatenate(all_errors)
-    print(f"pooled_mre_mm={o['mre']:.3f} sdr2_pct={o['sdr'][2.0]:.1f} images={pooled['n_images']} "
-          f"folds={len(sources)} over10mm={int((every > 10).sum())} max_mm={np.nanmax(every):.1f}")
+    print(f"pooled: {format_summary(summarize(every, names), per_landmark=True)}")
+    print(format_pooled(every, names, len(sources)))
 
 
 def read_fold(path, *, from_predictions):

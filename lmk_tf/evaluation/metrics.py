@@ -371,3 +371,12 @@ def format_summary(summary: dict[str, Any], *, per_landmark: bool = False) -> st
     if "uncertainty" in summary:
         lines.append(f"predicted error: {format_uncertainty(summary['uncertainty'])}")
     return "\n".join(lines)
+
+
+def format_pooled(errors: np.ndarray, names: Sequence[str], folds: int) -> str:
+    """The machine-read last line of the k-fold benchmarks for errors [images, L] (mm) pooled over
+    `folds` folds: `pooled_mre_mm=... sdr2_pct=... images=... folds=... over10mm=... max_mm=...`."""
+    overall = summarize(errors, names)
+    return (f"pooled_mre_mm={overall['overall']['mre']:.3f} sdr2_pct={overall['overall']['sdr'][2.0]:.1f} "
+            f"images={overall['n_images']} folds={folds} over10mm={int((errors > 10).sum())} "
+            f"max_mm={np.nanmax(errors):.1f}")

@@ -172,22 +172,19 @@ class GlobalToLocal(keras.Model):
         stats = intensity_stats(image)
 
         g_img, g_scale, g_off = normalised_resample(image, spacing, g.spacing, stats)
-        out = self._global_logits(pad_to_multiple(g_img, g.net.total_stride)[None], training=False)
-        disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
-        g_pos, g_conf = self.global_aggregation(disp, out["classification"])
-        index = g_off + g_scale * g_pos[0]
+        index, g_conf, g_pos, disp, g_logits = self._global_pass(g_img, g_off, g_scale, [0] * self.ndim)
         if self.global_shifts:
-            index = tf.add_n([index] + [self._shifted_global(g_img, g_off, g_scale, signs)
-                                        for signs in GLOBAL_SHIFT_SIGNS[self.ndim][: self.global_shifts]])
-            index = index / (1.0 + self.global_shifts)
+            shifted = [self._global_pass(g_img, g_off, g_scale, signs)[0]
+                     for signs in GLOBAL_SHIFT_SIGNS[self.ndim][: self.global_shifts]]
+            index = tf.add_n([index] + shifted) / (1.0 + self.global_shifts)
         global_index = index
 
-        g_spread = vote_spread(disp, out["classification"], g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
-        g_mass = tf.reduce_sum(tf.sigmoid(tf.reshape(out["classification"], [-1, num_landmarks])), axis=0)
+        g_spread = vote_spread(disp, g_logits, g_pos, g.net.total_stride, from_logits=True)[0] * g.spacing
+        g_mass = tf.reduce_sum(tf.sigmoid(tf.reshape(g_logits, [-1, num_landmarks])), axis=0)
 
         l_spacing = self._local_spacing(global_index, spacing)
         _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
-        confidence = g_conf[0]
+        confidence = g_conf
         # The shifted sub-images (see `shift_crops`) go with the last pass, cut from its windows.
         shifts = np.reshape(SHIFT_SIGNS[self.ndim][: self.shift_crops], [-1, self.ndim]) * (loc.patch_size / 8.0)
         for k in range(self.local_iterations):
@@ -224,7 +221,7 @@ class GlobalToLocal(keras.Model):
         expected_error, radius90 = apply_calibration(signals, self.calibration)
         size = tf.cast(tf.shape(image)[:-1], tf.float32)
         inside = tf.reduce_all((index >= -0.5) & (index <= size - 0.5), axis=-1)
-        present = (g_conf[0] >= self.presence_threshold) & inside
+        present = (g_conf >= self.presence_threshold) & inside
         return {
             "landmarks_index": index,
             "landmarks_mm": index * spacing,
@@ -236,16 +233,19 @@ class GlobalToLocal(keras.Model):
             **signals,
         }
 
-    def _shifted_global(self, g_img, g_off, g_scale, signs):
-        """The global estimate (input indices [L, ndim]) from `g_img` moved by half a cell times
-        `signs` along each axis: padded before, so its cells fall between the unmoved ones'."""
+    def _global_pass(self, g_img, g_off, g_scale, signs):
+        """One pass of the global net on `g_img` moved by half a cell times `signs` along each axis
+        (padded before, so its cells fall between the unmoved ones'). Returns the estimate (input
+        indices [L, ndim]), the confidence [L], and what the signals need: the position on the
+        unmoved grid [1, L, ndim], the decoded displacements and the classification logits."""
         g = self._g
         shift = [int(s) * (g.net.total_stride // 2) for s in signs]
-        moved = tf.pad(g_img, [[s, 0] for s in shift] + [[0, 0]])
+        moved = tf.pad(g_img, [[s, 0] for s in shift] + [[0, 0]]) if any(shift) else g_img
         out = self._global_logits(pad_to_multiple(moved, g.net.total_stride)[None], training=False)
         disp = decode_displacement(out["displacement"], g.net.total_stride, g.displacement_encoding)
-        pos, _ = self.global_aggregation(disp, out["classification"])
-        return g_off + g_scale * (pos[0] - tf.constant(shift, tf.float32))
+        pos, conf = self.global_aggregation(disp, out["classification"])
+        pos = pos - tf.constant(shift, tf.float32)
+        return g_off + g_scale * pos[0], conf[0], pos, disp, out["classification"]
 
     def refine_from(self, image, spacing, start_index):
         """The local stage alone, started from `start_index` [L, ndim] (input indices) instead of

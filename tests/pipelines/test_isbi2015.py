@@ -47,6 +47,39 @@ def check_stage_ablation(data, work):
     assert "ensemble_mm" in header.split(",")
 
 
+def check_compose(data, work, tmp):
+    """benchmarks/isbi2015_compose.py on the fold model and the ablation's member: the fold model as it
+    is answers as its export did (the recipe's CSV), and a composition with the added member runs."""
+    def compose(out, *extra):
+        return run("benchmarks/isbi2015_compose.py", f"--data={data}", "--spacing=1.0", "--num_folds=2",
+                   "--folds=0", f"--fold_models={work}/folds", f"--predictions={out}", *extra)
+
+    p = compose(tmp / "same")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "fold 0: 2 local net(s), global_shifts=3" in p.stdout  # the ceph preset's
+    last = p.stdout.strip().splitlines()[-1]
+    assert last.startswith("pooled_mre_mm=") and "images=4 folds=1" in last, last
+
+    def errors(path):
+        lines = path.read_text().splitlines()
+        col = lines[0].split(",").index("error_mm")
+        return [float(line.split(",")[col]) for line in lines[1:]]
+
+    assert errors(tmp / "same" / "fold0.csv") == pytest.approx(errors(work / "kfold" / "fold0.csv"), abs=2e-3)
+    p = compose(tmp / "swap", f"--add={work}/ablation/member/models", "--drop_own_members", "--global_shifts=1",
+                f"--export={tmp}/models")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "fold 0: 2 local net(s), global_shifts=1" in p.stdout
+    assert len((tmp / "swap" / "fold0.csv").read_text().splitlines()) == 1 + 4 * 6
+    # The composite exported: the fold model's first local net and the ablation's member (seed 1) only.
+    info = json.loads((tmp / "models" / "fold0" / "1" / "assets" / "model_info.json").read_text())
+    assert [c["seed"] for c in info["extra_local_configs"]] == [1] and info["global_shifts"] == 1
+    assert "without its members" in info["composed"]
+    p = compose(tmp / "bad", f"--add={work}/nowhere")
+    assert p.returncode != 0 and f"no exported model in {work}/nowhere/fold0" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
 def check_local_start(data, work):
     """benchmarks/isbi2015_local_start.py on the fold model just trained: the model as served, its
     global stage and its local stage from the truth and from a start 1 mm off, per fold and pooled."""
@@ -86,6 +119,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     rows = (work / "kfold" / "fold0.csv").read_text().splitlines()
     assert rows[0].startswith("image,landmark,") and "shift_mm" in rows[0] and len(rows) == 1 + 4 * 6
     check_stage_ablation(isbi_like, work)
+    check_compose(isbi_like, work, tmp_path / "compose")
     check_local_start(isbi_like, work)
 
     # Same settings: the trained stages are reused, the evaluation runs again.
