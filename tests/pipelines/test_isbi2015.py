@@ -42,7 +42,7 @@ def check_stage_ablation(data, work):
     info = json.loads((work / "ablation" / "member" / "models" / "fold0" / "1" / "assets" / "model_info.json")
                       .read_text())
     assert info["local_config"] == fold["local_config"] and info["global_config"] == fold["global_config"]
-    assert [(c["seed"], c["steps"]) for c in info["extra_local_configs"]] == [(2, 2), (1, 3)]
+    assert [(c["seed"], c["steps"]) for c in info["extra_local_configs"]] == [(3, 2), (1, 3)]
     header = (work / "ablation" / "member" / "kfold" / "fold0.csv").read_text().splitlines()[0]
     assert "ensemble_mm" in header.split(",")
 
@@ -195,7 +195,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
 
     # An export that predates the recipe's local member (as version 3 of the shipped model does):
     # --from_export trains only the member, on all the images, and adds it.
-    assert [c["seed"] for c in second["extra_local_configs"]] == [2]
+    assert [c["seed"] for c in second["extra_local_configs"]] == [3]
     p = run("-c", _WITHOUT_MEMBERS, f"{tmp_path}/final/2", f"{tmp_path}/final", "3")
     assert p.returncode == 0, p.stderr[-3000:]
     shutil.rmtree(work / "all" / "model" / "local-2")
@@ -236,7 +236,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     assert "holds local members trained otherwise (local-2): training it, 3 steps" in p.stdout
     sixth = json.loads((tmp_path / "final" / "6" / "assets" / "model_info.json").read_text())
     assert sixth["global_config"] == fifth["global_config"] and sixth["local_config"]["steps"] == 3
-    assert [(c["seed"], c["steps"]) for c in sixth["extra_local_configs"]] == [(2, 3)]
+    assert [(c["seed"], c["steps"]) for c in sixth["extra_local_configs"]] == [(3, 3)]
 
 
 # Exports argv[1]'s model without its local ensemble members as argv[2]/argv[3].
