@@ -39,7 +39,7 @@ clean-demo:
 # The ISBI 2015 cephalometric model (../shared/data/isbi2015, never committed).
 # isbi2015: all 150 images -> saved_models/isbi2015_ceph/<version>/
 # isbi2015-cv: fold 0 of 5 held out -> the report in docs/isbi2015/
-# isbi2015-kfold: all 5 folds, each held out once -> pooled figures (about 1 hour)
+# isbi2015-kfold: all 5 folds, each held out once -> pooled figures (about 4 hours: ~50 min a fold)
 DATA ?= ../shared/data/isbi2015
 isbi2015: install
 	$(PY) -m pipelines.isbi2015 --data=$(DATA) --fold=-1

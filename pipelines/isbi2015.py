@@ -112,8 +112,8 @@ def main(argv):
             if exporting else None)
     if exporting:
         print(f"exported: {result.saved_model}")
-        print(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min: prepare, train both stages, "
-              "export)", flush=True)
+        print(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min: prepare, train the global "
+              f"stage and {1 + len(preset.local_members)} local net(s), export)", flush=True)
         return
     extra["held_out_fold"] = f"{FLAGS.fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"
     saved_model = export_fold_model(preset, result.model_dir or None, options)

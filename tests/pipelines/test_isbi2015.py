@@ -42,7 +42,7 @@ def check_stage_ablation(data, work):
     info = json.loads((work / "ablation" / "member" / "models" / "fold0" / "1" / "assets" / "model_info.json")
                       .read_text())
     assert info["local_config"] == fold["local_config"] and info["global_config"] == fold["global_config"]
-    assert [(c["seed"], c["steps"]) for c in info["extra_local_configs"]] == [(3, 2), (1, 3)]
+    assert [(c["seed"], c["steps"]) for c in info["extra_local_configs"]] == [(2, 2), (3, 2), (1, 3)]
     header = (work / "ablation" / "member" / "kfold" / "fold0.csv").read_text().splitlines()[0]
     assert "ensemble_mm" in header.split(",")
 
@@ -56,7 +56,7 @@ def check_compose(data, work, tmp):
 
     p = compose(tmp / "same")
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "fold 0: 2 local net(s), global_shifts=3" in p.stdout  # the ceph preset's
+    assert "fold 0: 3 local net(s), global_shifts=3" in p.stdout  # the ceph preset's
     last = p.stdout.strip().splitlines()[-1]
     assert last.startswith("pooled_mre_mm=") and "images=4 folds=1" in last, last
 
@@ -193,16 +193,18 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", fold=0, num_folds=2)
     assert p.returncode != 0 and "--from_export is for --fold=-1" in p.stderr
 
-    # An export that predates the recipe's local member (as version 3 of the shipped model does):
-    # --from_export trains only the member, on all the images, and adds it.
-    assert [c["seed"] for c in second["extra_local_configs"]] == [3]
+    # An export that predates the recipe's local members (as version 3 of the shipped model does):
+    # --from_export trains only the members (here one; the other is reused from the workdir), on
+    # all the images, and adds them.
+    assert [c["seed"] for c in second["extra_local_configs"]] == [2, 3]
     p = run("-c", _WITHOUT_MEMBERS, f"{tmp_path}/final/2", f"{tmp_path}/final", "3")
     assert p.returncode == 0, p.stderr[-3000:]
     shutil.rmtree(work / "all" / "model" / "local-2")
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/final",
                f"--calibration={refit}", fold=-1, num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "lacks local member local-2: training it, 2 steps" in p.stdout and "added: 1 local member(s)" in p.stdout
+    assert "lacks local member local-2: training it, 2 steps" in p.stdout and "added: 2 local member(s)" in p.stdout
+    assert "local-3 already trained" in p.stdout
     fourth = json.loads((tmp_path / "final" / "4" / "assets" / "model_info.json").read_text())
     assert fourth["extra_local_configs"] == second["extra_local_configs"]
     assert fourth["local_config"] == second["local_config"] and fourth["calibration"] == second["calibration"]
@@ -212,7 +214,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     p = recipe(isbi_like, work, tmp_path / "r", "--from_export", f"--export_base={tmp_path}/other",
                f"--calibration={refit}", fold=-1, num_folds=2)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "local-2 already trained" in p.stdout and "in place of its own: 1 local member(s)" in p.stdout
+    assert "local-2 already trained" in p.stdout and "in place of its own: 2 local member(s)" in p.stdout
     other = json.loads((tmp_path / "other" / "2" / "assets" / "model_info.json").read_text())
     assert other["extra_local_configs"] == second["extra_local_configs"]
     # A stage whose settings the recipe changed since is trained again on all the images and replaces
@@ -236,7 +238,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     assert "holds local members trained otherwise (local-2): training it, 3 steps" in p.stdout
     sixth = json.loads((tmp_path / "final" / "6" / "assets" / "model_info.json").read_text())
     assert sixth["global_config"] == fifth["global_config"] and sixth["local_config"]["steps"] == 3
-    assert [(c["seed"], c["steps"]) for c in sixth["extra_local_configs"]] == [(3, 3)]
+    assert [(c["seed"], c["steps"]) for c in sixth["extra_local_configs"]] == [(2, 3), (3, 3)]
 
 
 # Exports argv[1]'s model without its local ensemble members as argv[2]/argv[3].
