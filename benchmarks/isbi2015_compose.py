@@ -48,28 +48,29 @@ flags.DEFINE_float("spacing", 0.1, "mm per pixel of the images.")
 FLAGS = flags.FLAGS
 
 
-def added_member(models_dir, fold):
-    """(net, config dict) of the last local net of `models_dir`/fold<k>'s newest version."""
+def rebuilt(base, hint=""):
+    """The `GlobalToLocal` of the newest version under `base`; a one-line refusal when there is none."""
     from lmk_tf.export.layout import list_versions
     from lmk_tf.export.reload import rebuild
 
-    base = os.path.join(models_dir, f"fold{fold}")
     if not list_versions(base):
-        raise SystemExit(f"isbi2015_compose: no exported model in {base}")
-    model = rebuild(base)
+        raise SystemExit(f"isbi2015_compose: no exported model in {base}{hint}")
+    return rebuild(base, calibration=None, global_shifts=FLAGS.global_shifts)
+
+
+def added_member(models_dir, fold):
+    """(net, config dict) of the last local net of `models_dir`/fold<k>'s newest version."""
+    base = os.path.join(models_dir, f"fold{fold}")
+    model = rebuilt(base)
     if not model.extra_local_nets:
         raise SystemExit(f"isbi2015_compose: {base} has one local net only; nothing was added to it")
     return model.extra_local_nets[-1], model.extra_local_configs[-1]
 
 
 def compose(fold):
-    from lmk_tf.export.layout import list_versions
-    from lmk_tf.export.reload import add_local_member, rebuild, without_local_members
+    from lmk_tf.export.reload import add_local_member, without_local_members
 
-    source = os.path.join(FLAGS.fold_models, f"fold{fold}")
-    if not list_versions(source):
-        raise SystemExit(f"isbi2015_compose: no exported model in {source} (train fold {fold} first)")
-    model = rebuild(source, calibration=None, global_shifts=FLAGS.global_shifts)
+    model = rebuilt(os.path.join(FLAGS.fold_models, f"fold{fold}"), f" (train fold {fold} first)")
     if FLAGS.drop_own_members:
         model = without_local_members(model)
     for directory in FLAGS.add:
