@@ -7,7 +7,7 @@ r"""Held-out accuracy of a local ensemble put together from nets the k-fold runs
 
 For each fold it takes the fold model (the newest version under
 --fold_models/fold<k>): its global stage, its first local net and its other
-local nets (unless --drop_own_members). It adds the member that each --add
+local nets (unless --drop_own_members, or those --drop_member names). It adds the member that each --add
 directory's fold<k> model gained (the models that
 `isbi2015_stage_ablation.py --compose=add` exports: their last local net)
 to the mean. The composite runs in this process, with the fold model's
@@ -36,6 +36,8 @@ flags.DEFINE_string("data", "../shared/data/isbi2015", "The isbi2015 directory (
 flags.DEFINE_string("fold_models", "saved_models/isbi2015_kfold", "The k-fold recipe's fold models (fold<k>/<v>).")
 flags.DEFINE_list("add", [], "Model directories (fold<k>/<v> under each) whose added local member joins the mean.")
 flags.DEFINE_bool("drop_own_members", False, "Leave out the fold model's own local nets after the first.")
+flags.DEFINE_multi_integer("drop_member", [], "Leave out this one of the fold model's own local nets (2 is the "
+                           "first after the first net); repeat the flag for several.")
 flags.DEFINE_integer("global_shifts", None, "Global passes on half-cell-shifted copies (0-3); default: the "
                      "fold model's.")
 flags.DEFINE_string("predictions", None, "Directory for the composite's fold<k>.csv held-out predictions.")
@@ -71,11 +73,23 @@ def compose(fold):
     from lmk_tf.export.reload import add_local_member, without_local_members
 
     model = rebuilt(os.path.join(FLAGS.fold_models, f"fold{fold}"), f" (train fold {fold} first)")
-    if FLAGS.drop_own_members:
-        model = without_local_members(model)
+    if FLAGS.drop_own_members or FLAGS.drop_member:
+        try:
+            model = without_local_members(model, None if FLAGS.drop_own_members else FLAGS.drop_member)
+        except ValueError as e:
+            raise SystemExit(f"isbi2015_compose: --drop_member: {e}") from None
     for directory in FLAGS.add:
         model = add_local_member(model, *added_member(directory, fold))
     return model
+
+
+def dropped():
+    """What the composite leaves out of the fold model, for the export's description."""
+    if FLAGS.drop_own_members:
+        return " without its members"
+    if FLAGS.drop_member:
+        return f" without its local net(s) {', '.join(map(str, FLAGS.drop_member))}"
+    return ""
 
 
 class InProcess:
@@ -125,7 +139,7 @@ def main(argv):
             base = os.path.join(FLAGS.export, f"fold{fold}")
             added = ", ".join(FLAGS.add) or "nothing"
             extra = {"composed": f"fold model {FLAGS.fold_models}/fold{fold}"
-                                 f"{' without its members' if FLAGS.drop_own_members else ''}; local members "
+                                 f"{dropped()}; local members "
                                  f"added from {added}",
                      "held_out_fold": f"{fold} of {FLAGS.num_folds} (split seed {FLAGS.split_seed})"}
             path = export_pipeline(model, base, version=next_version(base), warmup_shape=(480, 388),

@@ -117,12 +117,23 @@ def check_prepared(data_dir: str, preset: Preset, samples: Sequence[Sample], lan
         _refuse(data_dir, "was prepared", changes)
 
 
+def stage_data_dir(preset: Preset, data_dir: str, config: StageConfig) -> str:
+    """Where stage `config` of `preset` reads its shards: `data_dir`, or, for a local member at
+    another spacing than the local stage's, a directory of its own beside it."""
+    if config.stage == "local" and config.spacing != preset.local_config.spacing:
+        return f"{data_dir}-local-{config.spacing:g}mm"
+    return data_dir
+
+
 def prepare(preset: Preset, data_dir: str, samples: Sequence[Sample], landmark_names: Sequence[str], *,
             source: dict | None = None, log: Log = progress) -> float:
-    """Shards of `samples` for both stages; returns the seconds it took (0 when reused).
+    """Shards of `samples` for every stage; returns the seconds it took (0 when reused).
+
+    Local members at another spacing than the local stage's get their own
+    shards (`stage_data_dir`).
 
     Args:
-      preset: gives the two stages' spacings.
+      preset: gives the stages' spacings.
       data_dir: where the shards go.
       samples: the training images.
       landmark_names: the L names, in the samples' order.
@@ -130,6 +141,16 @@ def prepare(preset: Preset, data_dir: str, samples: Sequence[Sample], landmark_n
         show (e.g. {'combine': 'mean'}); a rerun with others is refused.
       log: takes each progress line (None: quiet).
     """
+    seconds = _prepare_shards(preset, data_dir, samples, landmark_names, source, log)
+    for _, member in preset.member_stages:
+        member_dir = stage_data_dir(preset, data_dir, member)
+        if member_dir != data_dir:
+            at = dataclasses.replace(preset, local_config=member, local_members=())
+            seconds += _prepare_shards(at, member_dir, samples, landmark_names, source, log)
+    return seconds
+
+
+def _prepare_shards(preset, data_dir, samples, landmark_names, source, log) -> float:
     if os.path.exists(os.path.join(data_dir, "dataset.json")):
         check_prepared(data_dir, preset, samples, landmark_names, source)
         if log:
@@ -182,7 +203,8 @@ def train(preset: Preset, data_dir: str, model_dir: str, *, log: Log = progress,
         if log:
             log(f"training the {name} stage: {config.steps} steps ({time.time() - t0:.0f}s so far)")
         t = time.time()
-        train_stage(config, data_dir, model_dir, inference=preset.inference, verbose=verbose, stage_dir_name=name)
+        train_stage(config, stage_data_dir(preset, data_dir, config), model_dir, inference=preset.inference,
+                    verbose=verbose, stage_dir_name=name)
         seconds[name] = time.time() - t
         if log:
             log(f"{name} stage trained in {seconds[name]:.0f}s "

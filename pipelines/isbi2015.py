@@ -241,7 +241,8 @@ def stages_to_train(source, preset, workdir, train, names):
         else:
             print(f"== {version_dir} {why}: training it, {config.steps} steps", flush=True)
             t = time.time()
-            train_stage(config, data_dir, model_dir, inference=preset.inference, stage_dir_name=name)
+            train_stage(config, recipe.stage_data_dir(preset, data_dir, config), model_dir,
+                        inference=preset.inference, stage_dir_name=name)
             print(f"== {name} trained in {time.time() - t:.0f}s", flush=True)
         trained[name] = (load_stage(model_dir, name)[1], dataclasses.asdict(config))
     replaced = {k: trained.pop(k) for k in ("global", "local") if k in trained}

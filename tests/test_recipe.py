@@ -127,3 +127,29 @@ def test_a_local_member_trains_beside_the_stages_and_joins_the_assembled_graph(t
     model = assemble(model_dir)
     assert [c["seed"] for c in model.extra_local_configs] == [1]
     assert recipe.train(preset, tiny_data, model_dir, log=None) == {}
+
+
+def test_a_local_member_at_another_spacing_trains_on_shards_of_its_own(tiny_model_dir, tmp_path):
+    import shutil
+
+    from lmk_tf.method.model_dir import assemble
+    from lmk_tf.synthetic import make_sample
+    from tests.conftest import call_graph
+
+    samples, names = tiny_samples()
+    base = tiny_preset()
+    coarser = dataclasses.replace(base.local_config, seed=1, spacing=base.local_config.spacing * 1.5)
+    preset = dataclasses.replace(base, local_members=(coarser,))
+    data_dir = str(tmp_path / "data")
+    recipe.prepare(preset, data_dir, samples, names, log=None)
+    member_data = recipe.stage_data_dir(preset, data_dir, coarser)
+    assert member_data != data_dir == recipe.stage_data_dir(preset, data_dir, base.local_config)
+    with open(os.path.join(member_data, "dataset.json")) as f:
+        assert json.load(f)["local_spacing"] == pytest.approx(coarser.spacing)
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(tiny_model_dir, model_dir)
+    assert list(recipe.train(preset, data_dir, model_dir, log=None)) == ["local-2"]
+    model = assemble(model_dir)
+    assert [c["spacing"] for c in model.extra_local_configs] == [pytest.approx(coarser.spacing)]
+    image, _, _ = make_sample(2, 4, shape=(64, 64))
+    assert np.all(np.isfinite(call_graph(model, image)["landmarks_index"]))

@@ -71,15 +71,25 @@ def replace_stage(model: GlobalToLocal, stage: str, net, config: dict) -> Global
 
 
 def add_local_member(model: GlobalToLocal, net, config: dict) -> GlobalToLocal:
-    """`model` with one more local net, `net` trained with `config` (a StageConfig dict) on the
-    same sub-images; its estimate joins the local ensemble's mean. The rest is kept."""
+    """`model` with one more local net, `net` trained with `config` (a StageConfig dict; its sub-images
+    of the first net's size, at its own spacing); its estimate joins the local ensemble's mean. The
+    rest is kept."""
     return _recomposed(model, extra_local_nets=[*model.extra_local_nets, net],
                        extra_local_configs=[*model.extra_local_configs, dict(config)])
 
 
-def without_local_members(model: GlobalToLocal) -> GlobalToLocal:
-    """`model` with its first local net only (the others dropped); the rest is kept."""
-    return _recomposed(model, extra_local_nets=[], extra_local_configs=[])
+def without_local_members(model: GlobalToLocal, numbers=None) -> GlobalToLocal:
+    """`model` without the local nets `numbers` (2 is the first after the first net; None: every one
+    after the first); the rest is kept."""
+    count = 1 + len(model.extra_local_nets)
+    droppable = set(range(2, count + 1))
+    numbers = droppable if numbers is None else set(numbers)
+    if numbers - droppable:
+        raise ValueError(f"local nets {sorted(numbers - droppable)} cannot be dropped: the model's are "
+                         f"1-{count}, and the first stays")
+    kept = [k for k in range(len(model.extra_local_nets)) if k + 2 not in numbers]
+    return _recomposed(model, extra_local_nets=[model.extra_local_nets[k] for k in kept],
+                       extra_local_configs=[model.extra_local_configs[k] for k in kept])
 
 
 def _restore(model: GlobalToLocal, version_dir: str):

@@ -81,7 +81,8 @@ class GlobalToLocal(keras.Model):
         member's, and how far the members land apart is the `ensemble_mm`
         signal (0 with one local net).
       extra_local_configs: the StageConfig dicts of `extra_local_nets`; each
-        must cut the same sub-images as `local_config` (spacing, patch size).
+        must cut sub-images of `local_config`'s size, at its own spacing (a
+        coarser one sees more around the landmark in as many pixels).
 
     Call arguments:
       inputs: dict with `image` [*spatial, 1] and `spacing` [ndim] (one image,
@@ -138,7 +139,7 @@ class GlobalToLocal(keras.Model):
         for k, c in enumerate(self.extra_local_configs):
             member = StageConfig.from_dict(c)
             differs = [f"{f} {getattr(member, f)!r} vs {getattr(loc, f)!r}"
-                       for f in ("ndim", "spacing", "patch_size") if getattr(member, f) != getattr(loc, f)]
+                       for f in ("ndim", "patch_size") if getattr(member, f) != getattr(loc, f)]
             if differs:
                 raise ValueError(f"local ensemble member {k + 2} cuts other sub-images than the first "
                                  f"({', '.join(differs)})")
@@ -274,7 +275,8 @@ class GlobalToLocal(keras.Model):
 
         Each sub-image is cut from a small window of the input, normalised and
         resampled on its own, so no full-resolution copy of a large volume is made.
-        Every local net of the ensemble sees the same sub-images. With `offsets`
+        The local nets trained at one spacing see the same sub-images; a net trained
+        at another spacing gets its own, centred on the same points. With `offsets`
         [S, ndim] (numpy, local-grid pixels; S may be 0), the first net also answers the S
         sub-images centred at centres + offsets[s]: they are cut from one
         window per landmark, widened to hold them, and run in one batch with
@@ -286,21 +288,21 @@ class GlobalToLocal(keras.Model):
         [members, L, ndim], and the first net's indices from the shifted
         sub-images [S, L, ndim].
         """
-        num_landmarks, n, ndim = len(self.landmark_names), self._l.patch_size, self.ndim
-        shifted = len(offsets)
-        margin = int(math.ceil(float(np.abs(offsets).max(initial=0.0))))
-        windows, starts = normalised_windows(image, spacing, l_spacing, stats, centres, n + 1 + 2 * margin)
-        # A window of size n + 1 + 2m starting where `normalised_windows` puts it holds every
-        # sub-image of n pixels centred within m of its centre.
-        placed = tf.constant(np.concatenate([np.zeros([1, ndim]), offsets]), tf.float32)
-        crops = self.crop(windows, (centres - starts)[:, None, :] + placed[None])  # [L, 1 + S, *n, 1]
-        crops = tf.transpose(crops, [1, 0] + list(range(2, ndim + 3)))  # [1 + S, L, *n, 1]
+        num_landmarks, ndim = len(self.landmark_names), self.ndim
+        configs = [self._l] + [StageConfig.from_dict(c) for c in self.extra_local_configs]
         nets = zip([self._local_logits] + self._extra_local_logits,
-                   [self.local_aggregation] + self._extra_local_aggregations,
-                   [self._l] + [StageConfig.from_dict(c) for c in self.extra_local_configs])
+                   [self.local_aggregation] + self._extra_local_aggregations, configs)
+        _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
+        views = {}
         results = []
         for k, (logits_net, aggregation, config) in enumerate(nets):
-            batch = 1 + shifted if k == 0 else 1
+            ratio = config.spacing / self._l.spacing
+            if ratio not in views:
+                views[ratio] = self._sub_images(image, spacing, stats, centres, l_spacing,
+                                                None if ratio == 1.0 else l_spacing * ratio,
+                                                l_scale, l_off, offsets if k == 0 else offsets[:0])
+            crops, to_first = views[ratio]
+            batch = 1 + len(offsets) if k == 0 else 1
             stride = config.net.total_stride
             out = logits_net(crops[:batch], training=False)
             grid = out["classification"].shape[2:]
@@ -308,18 +310,42 @@ class GlobalToLocal(keras.Model):
             disp = tf.reshape(disp, [batch * num_landmarks, *grid, ndim])
             logits = tf.reshape(out["classification"], [batch * num_landmarks, *grid, 1])
             pos, l_conf = aggregation(disp, logits)
-            estimates = (centres[None] + placed[:batch, None, :]
-                         + tf.reshape(pos[:, 0], [batch, num_landmarks, ndim]) - (n - 1) / 2.0)
+            estimates = to_first(tf.reshape(pos[:, 0], [batch, num_landmarks, ndim]))
             if k == 0:
                 moved = estimates[1:]
-            # Spread and mass from the unshifted sub-images only.
+            # Spread and mass from the unshifted sub-images only; the spread in the first net's pixels.
             disp, logits = disp[:num_landmarks], logits[:num_landmarks]
-            spread = vote_spread(disp, logits, pos[:num_landmarks], stride, from_logits=True)[:, 0]
+            spread = vote_spread(disp, logits, pos[:num_landmarks], stride, from_logits=True)[:, 0] * ratio
             mass = tf.reduce_sum(tf.sigmoid(tf.reshape(logits, [num_landmarks, -1])), axis=-1)
             results.append((estimates[0], l_conf[:num_landmarks, 0], spread, mass))
         members = tf.stack([r[0] for r in results])
         mean = [tf.reduce_mean(tf.stack([r[k] for r in results]), axis=0) for k in range(1, 4)]
         return (tf.reduce_mean(members, axis=0), *mean, members, moved)
+
+    def _sub_images(self, image, spacing, stats, centres, l_spacing, view_spacing, l_scale, l_off, offsets):
+        """The sub-images [1 + S, L, *n, 1] at `view_spacing` mm (None: `l_spacing`, the first local
+        net's) around `centres` (indices of the first net's grid, whose geometry `l_scale`, `l_off`
+        give) and around centres + offsets[s] (pixels of this view), and the function that takes a
+        net's positions in them [B, L, ndim] to indices of the first net's grid."""
+        n, ndim = self._l.patch_size, self.ndim
+        if view_spacing is None:  # the first net's own grid
+            v_scale, v_off, view_spacing, view_centres = l_scale, l_off, l_spacing, centres
+        else:
+            _, v_scale, v_off = resampled_geometry(tf.shape(image)[:-1], spacing, view_spacing)
+            view_centres = (l_off + l_scale * centres - v_off) / v_scale
+        margin = int(math.ceil(float(np.abs(offsets).max(initial=0.0))))
+        windows, starts = normalised_windows(image, spacing, view_spacing, stats, view_centres, n + 1 + 2 * margin)
+        # A window of size n + 1 + 2m starting where `normalised_windows` puts it holds every
+        # sub-image of n pixels centred within m of its centre.
+        placed = tf.constant(np.concatenate([np.zeros([1, ndim]), offsets]), tf.float32)
+        crops = self.crop(windows, (view_centres - starts)[:, None, :] + placed[None])  # [L, 1 + S, *n, 1]
+        crops = tf.transpose(crops, [1, 0] + list(range(2, ndim + 3)))  # [1 + S, L, *n, 1]
+
+        def to_first(pos):
+            view_index = view_centres[None] + placed[: pos.shape[0], None, :] + pos - (n - 1) / 2.0
+            return view_index if v_scale is l_scale else (v_off + v_scale * view_index - l_off) / l_scale
+
+        return crops, to_first
 
     def get_config(self):
         config = super().get_config()

@@ -99,10 +99,11 @@ class Preset:
       global_config: settings of the global stage.
       local_config: settings of the local stage.
       inference: settings of the composed graph, exported with the model.
-      local_members: more local stages, trained apart (another seed) on the
-        same sub-images; the served local estimate is the mean of every local
-        net's, and their disagreement the `ensemble_mm` signal. Each trains to
-        <model_dir>/local-2, local-3, ...
+      local_members: more local stages, trained apart (another seed, other
+        augmentation, or another spacing: sub-images of the first's size
+        that see more or less around the landmark); the served local
+        estimate is the mean of every local net's, and their disagreement the
+        `ensemble_mm` signal. Each trains to <model_dir>/local-2, local-3, ...
     """
 
     name: str
@@ -139,11 +140,11 @@ class Preset:
                               f"local stage {self.local_config.ndim}D")
         for name, member in self.member_stages:
             member.validate()
-            differs = [f for f in ("stage", "ndim", "spacing", "patch_size")
+            differs = [f for f in ("stage", "ndim", "patch_size")
                        if getattr(member, f) != getattr(self.local_config, f)]
             if differs:
-                raise ConfigError(f"preset {self.name!r}: local member {name} must cut the local stage's "
-                                  f"sub-images; its {', '.join(differs)} differ")
+                raise ConfigError(f"preset {self.name!r}: local member {name} must cut sub-images of the local "
+                                  f"stage's size; its {', '.join(differs)} differ")
         self.inference.validate()
         return self
 

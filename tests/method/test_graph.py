@@ -213,11 +213,13 @@ def _single(model, local_net, local_config):
                          shift_crops=model.shift_crops, shape_weights=model.shape_weights)
 
 
-def test_a_local_ensemble_answers_the_mean_of_its_members_and_their_spread(tiny_model_dir):
+# A member at 1.5x the first net's spacing cuts its own, wider sub-images around the same points.
+@pytest.mark.parametrize("coarser", [1.0, 1.5])
+def test_a_local_ensemble_answers_the_mean_of_its_members_and_their_spread(tiny_model_dir, coarser):
     from lmk_tf.training.trainer import build_stage_model
 
     model = assemble(tiny_model_dir)
-    config = {**model.local_config, "seed": 5}
+    config = {**model.local_config, "seed": 5, "spacing": model.local_config["spacing"] * coarser}
     keras.utils.set_random_seed(5)
     other = build_stage_model(StageConfig.from_dict(config), len(model.landmark_names))
     other.set_weights([w + np.random.default_rng(1).normal(0, 0.05, w.shape).astype(w.dtype)

@@ -117,12 +117,13 @@ def test_presets_import_nothing_heavy():
     assert p.stdout.strip() == "[]"
 
 
-def test_a_local_member_must_cut_the_local_stages_sub_images():
+def test_a_local_member_must_cut_sub_images_of_the_local_stages_size_at_any_spacing():
     preset = get_preset("synthetic", 2)
     member = dataclasses.replace(preset.local_config, seed=1, steps=100)
-    ok = dataclasses.replace(preset, local_members=(member,)).validate()
-    assert ok.member_stages == [("local-2", member)]
+    coarser = dataclasses.replace(member, spacing=preset.local_config.spacing * 2)
+    ok = dataclasses.replace(preset, local_members=(member, coarser)).validate()
+    assert ok.member_stages == [("local-2", member), ("local-3", coarser)]
     wider = dataclasses.replace(member, patch_size=preset.local_config.patch_size * 2)
-    with pytest.raises(ConfigError, match="local member local-2 must cut the local stage's sub-images; "
+    with pytest.raises(ConfigError, match="local member local-2 must cut sub-images of the local stage's size; "
                                           "its patch_size differ"):
         dataclasses.replace(preset, local_members=(wider,)).validate()

@@ -75,6 +75,14 @@ def check_compose(data, work, tmp):
     info = json.loads((tmp / "models" / "fold0" / "1" / "assets" / "model_info.json").read_text())
     assert [c["seed"] for c in info["extra_local_configs"]] == [1] and info["global_shifts"] == 1
     assert "without its members" in info["composed"]
+    # One own net dropped by its number (the seed-2 twin), the others kept.
+    p = compose(tmp / "one", f"--add={work}/ablation/member/models", "--drop_member=2", f"--export={tmp}/one_models")
+    assert p.returncode == 0, p.stderr[-3000:]
+    info = json.loads((tmp / "one_models" / "fold0" / "1" / "assets" / "model_info.json").read_text())
+    assert [c["seed"] for c in info["extra_local_configs"]] == [3, 1] and "local net(s) 2" in info["composed"]
+    p = compose(tmp / "bad", "--drop_member=4")
+    assert p.returncode != 0 and "local nets [4] cannot be dropped: the model's are 1-3" in p.stderr
+    assert "Traceback" not in p.stderr
     p = compose(tmp / "bad", f"--add={work}/nowhere")
     assert p.returncode != 0 and f"no exported model in {work}/nowhere/fold0" in p.stderr
     assert "Traceback" not in p.stderr
