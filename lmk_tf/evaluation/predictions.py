@@ -77,8 +77,10 @@ def read_predictions_csv(path) -> dict[str, np.ndarray]:
         values = [r[col] for r in rows]
         if col in ("image", "landmark"):
             out[col] = np.array(values)
-        elif col.endswith("_index"):
-            out[col] = np.array([[float(v) for v in s.split()] for s in values])
-        else:
-            out[col] = np.array(values, np.float64)
+            continue
+        try:
+            out[col] = (np.array([[float(v) for v in s.split()] for s in values]) if col.endswith("_index")
+                        else np.array(values, np.float64))
+        except (ValueError, AttributeError) as e:  # an empty or cut-short field
+            raise ConfigError(f"{path}: column {col} holds a value that is not a number ({e})") from None
     return out

@@ -38,3 +38,10 @@ def test_a_file_from_before_a_signal_existed_reads_without_it_and_a_file_missing
     path.write_text("image,landmark\nb.png,sella\n")
     with pytest.raises(ConfigError, match="missing.*error_mm"):
         read_predictions_csv(str(path))
+
+
+def test_a_value_that_is_not_a_number_is_refused_naming_the_file_and_column(tmp_path):
+    path = tmp_path / "fold2.csv"
+    write_predictions_csv(str(path), [{**row("c.png", "sella", 0.5), "error_mm": ""}])
+    with pytest.raises(ConfigError, match="fold2.csv: column error_mm holds a value that is not a number"):
+        read_predictions_csv(str(path))

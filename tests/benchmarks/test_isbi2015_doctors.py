@@ -1,0 +1,57 @@
+"""benchmarks/isbi2015_doctors.py on the ISBI-like stand-in, whose junior doctor marks every point
+1 px right and down of the senior's: predictions on the senior's points are 0 mm from the senior,
+sqrt(2) mm from the junior and half that from their mean."""
+
+import math
+
+import numpy as np
+
+from lmk_tf.evaluation.predictions import write_predictions_csv
+from lmk_tf.method.uncertainty import FEATURES
+from lmk_tf.io.landmark_tables import read_landmark_table
+from tests.conftest import run_in_repo as run
+
+
+def doctors(data, predictions):
+    return run("benchmarks/isbi2015_doctors.py", f"--data={data}", f"--predictions={predictions}", "--spacing=1.0")
+
+
+def write_fold(path, senior, images, *, error_mm):
+    rows = []
+    for image in images:
+        marks = senior[image]
+        for name, point in zip(marks.names, marks.points):
+            index = " ".join(f"{v:.3f}" for v in point)
+            rows.append({"image": image, "landmark": name, "truth_index": index, "pred_index": index,
+                         "error_mm": error_mm, "confidence": 1.0, "present": 1, "expected_error_mm": 1.0,
+                         "radius90_mm": 2.0, **dict.fromkeys(FEATURES, 0.5)})
+    write_predictions_csv(path, rows)
+
+
+def test_the_model_against_each_doctor_and_the_doctors_against_each_other(isbi_like, tmp_path):
+    senior = read_landmark_table(isbi_like / "senior.csv")
+    images = sorted(senior)
+    half = math.sqrt(2) / 2
+    write_fold(tmp_path / "fold0.csv", senior, images[:4], error_mm=half)
+    write_fold(tmp_path / "fold1.csv", senior, images[4:], error_mm=half)
+    p = doctors(isbi_like, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    landmarks = sum(len(senior[i].names) for i in images)
+    assert f"2 fold file(s), {landmarks} landmarks of {len(images)} images" in p.stdout
+    figures = dict(item.split("=") for item in p.stdout.strip().splitlines()[-1].split())
+    np.testing.assert_allclose(float(figures["doctors_apart_mm"]), math.sqrt(2), atol=1e-3)
+    np.testing.assert_allclose(float(figures["senior_mm"]), 0.0, atol=1e-3)
+    np.testing.assert_allclose(float(figures["junior_mm"]), math.sqrt(2), atol=1e-3)
+    np.testing.assert_allclose(float(figures["model_mm"]), half, atol=1e-3)
+    assert figures["over4mm"] == "0"
+
+
+def test_refusals_name_what_is_wrong_in_one_line(isbi_like, tmp_path):
+    senior = read_landmark_table(isbi_like / "senior.csv")
+    write_fold(tmp_path / "fold0.csv", {"999.png": next(iter(senior.values()))}, ["999.png"], error_mm=1.0)
+    for data, predictions, message in ((isbi_like, tmp_path / "none", "no fold*.csv in"),
+                                       (tmp_path / "nowhere", tmp_path, "senior.csv: no such file"),
+                                       (isbi_like, tmp_path, "image 999.png of the predictions is not in senior.csv")):
+        p = doctors(data, predictions)
+        lines = [line for line in p.stderr.splitlines() if line.strip()]
+        assert p.returncode != 0 and message in lines[-1] and "Traceback" not in p.stderr, p.stderr[-2000:]
