@@ -98,8 +98,9 @@ def main(argv):
     for name in sorted(names, key=lambda n: -error[rows["landmark"] == n].mean()):
         m = rows["landmark"] == name
         print(f"{name:24s}{error[m].mean():10.3f}{100 * (error[m] <= 2).mean():9.1f}%{apart[m].mean():15.2f}")
-    print(f"doctors_apart_mm={apart.mean():.3f} model_mm={error.mean():.3f} senior_mm={against['senior'].mean():.3f} "
-          f"junior_mm={against['junior'].mean():.3f} over4mm={big.sum()} over4mm_doctors_apart={(apart[big] > 4).sum()} "
+    print(f"doctors_apart_mm={apart.mean():.3f} model_mm={error.mean():.3f} "
+          f"senior_mm={against['senior'].mean():.3f} junior_mm={against['junior'].mean():.3f} "
+          f"over4mm={big.sum()} over4mm_doctors_apart={(apart[big] > 4).sum()} "
           f"oracle_spearman={oracle_rho:.3f} oracle_auroc4={oracle_auc:.3f}")
 
 
