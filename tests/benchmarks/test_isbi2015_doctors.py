@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from lmk_tf.evaluation.predictions import write_predictions_csv
-from lmk_tf.method.uncertainty import FEATURES
 from lmk_tf.io.landmark_tables import read_landmark_table
+from lmk_tf.method.uncertainty import FEATURES
 from tests.conftest import run_in_repo as run
 
 
