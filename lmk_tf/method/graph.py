@@ -192,7 +192,7 @@ class GlobalToLocal(keras.Model):
             centres = (index - l_off) / l_scale
             last = k == self.local_iterations - 1
             local_index, l_conf, l_spread, l_mass, members, moved = self._local_pass(
-                image, spacing, stats, centres, l_spacing, shifts if last else shifts[:0])
+                image, spacing, stats, centres, (l_spacing, l_scale, l_off), shifts if last else shifts[:0])
             index = l_off + l_scale * local_index
             confidence = l_conf
         # Members trained apart disagree where the anatomy is ambiguous to any of them.
@@ -259,7 +259,7 @@ class GlobalToLocal(keras.Model):
         l_spacing = self._local_spacing(start_index, spacing)
         _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
         local_index = self._local_pass(image, spacing, intensity_stats(image), (start_index - l_off) / l_scale,
-                                       l_spacing, np.zeros([0, self.ndim]))[0]
+                                       (l_spacing, l_scale, l_off), np.zeros([0, self.ndim]))[0]
         return l_off + l_scale * local_index
 
     def _local_spacing(self, index, spacing):
@@ -270,8 +270,9 @@ class GlobalToLocal(keras.Model):
             l_spacing = l_spacing * head_scale(index, spacing, self.reference_distances_mm)
         return l_spacing
 
-    def _local_pass(self, image, spacing, stats, centres, l_spacing, offsets):
-        """One local refinement around `centres` (indices [L, ndim] of the grid at `l_spacing` mm).
+    def _local_pass(self, image, spacing, stats, centres, geometry, offsets):
+        """One local refinement around `centres` (indices [L, ndim] of the first local net's grid,
+        `geometry` = (its spacing in mm, and the scale and offset that map it to input indices)).
 
         Each sub-image is cut from a small window of the input, normalised and
         resampled on its own, so no full-resolution copy of a large volume is made.
@@ -292,15 +293,13 @@ class GlobalToLocal(keras.Model):
         configs = [self._l] + [StageConfig.from_dict(c) for c in self.extra_local_configs]
         nets = zip([self._local_logits] + self._extra_local_logits,
                    [self.local_aggregation] + self._extra_local_aggregations, configs)
-        _, l_scale, l_off = resampled_geometry(tf.shape(image)[:-1], spacing, l_spacing)
         views = {}
         results = []
         for k, (logits_net, aggregation, config) in enumerate(nets):
             ratio = config.spacing / self._l.spacing
             if ratio not in views:
-                views[ratio] = self._sub_images(image, spacing, stats, centres, l_spacing,
-                                                None if ratio == 1.0 else l_spacing * ratio,
-                                                l_scale, l_off, offsets if k == 0 else offsets[:0])
+                views[ratio] = self._sub_images(image, spacing, stats, centres, geometry,
+                                                None if ratio == 1.0 else ratio, offsets if k == 0 else offsets[:0])
             crops, to_first = views[ratio]
             batch = 1 + len(offsets) if k == 0 else 1
             stride = config.net.total_stride
@@ -322,15 +321,17 @@ class GlobalToLocal(keras.Model):
         mean = [tf.reduce_mean(tf.stack([r[k] for r in results]), axis=0) for k in range(1, 4)]
         return (tf.reduce_mean(members, axis=0), *mean, members, moved)
 
-    def _sub_images(self, image, spacing, stats, centres, l_spacing, view_spacing, l_scale, l_off, offsets):
-        """The sub-images [1 + S, L, *n, 1] at `view_spacing` mm (None: `l_spacing`, the first local
-        net's) around `centres` (indices of the first net's grid, whose geometry `l_scale`, `l_off`
-        give) and around centres + offsets[s] (pixels of this view), and the function that takes a
-        net's positions in them [B, L, ndim] to indices of the first net's grid."""
+    def _sub_images(self, image, spacing, stats, centres, geometry, ratio, offsets):
+        """The sub-images [1 + S, L, *n, 1] at `ratio` times the first local net's spacing (None: at
+        it) around `centres` (indices of the first net's grid, whose `geometry` `_local_pass` takes) and
+        around centres + offsets[s] (pixels of this view), and the function that takes a net's
+        positions in them [B, L, ndim] to indices of the first net's grid."""
         n, ndim = self._l.patch_size, self.ndim
-        if view_spacing is None:  # the first net's own grid
+        l_spacing, l_scale, l_off = geometry
+        if ratio is None:  # the first net's own grid
             v_scale, v_off, view_spacing, view_centres = l_scale, l_off, l_spacing, centres
         else:
+            view_spacing = l_spacing * ratio
             _, v_scale, v_off = resampled_geometry(tf.shape(image)[:-1], spacing, view_spacing)
             view_centres = (l_off + l_scale * centres - v_off) / v_scale
         margin = int(math.ceil(float(np.abs(offsets).max(initial=0.0))))
