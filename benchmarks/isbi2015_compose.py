@@ -4,6 +4,8 @@ r"""Held-out accuracy of a local ensemble put together from nets the k-fold runs
       --add=build/ablation/narrow/models --drop_own_members --predictions=build/compose/narrow
   .venv/bin/python benchmarks/isbi2015_compose.py --data=../shared/data/isbi2015 \
       --global_shifts=0 --predictions=build/compose/no_shifts
+  .venv/bin/python benchmarks/isbi2015_compose.py --data=../shared/data/isbi2015 \
+      --member_weighting=inverse_variance --predictions=build/compose/inverse_variance
 
 For each fold it takes the fold model (the newest version under
 --fold_models/fold<k>): its global stage, its first local net and its other
@@ -11,7 +13,7 @@ local nets (unless --drop_own_members, or those --drop_member names). It adds th
 directory's fold<k> model gained (the models that
 `isbi2015_stage_ablation.py --compose=add` exports: their last local net)
 to the mean. The composite runs in this process, with the fold model's
-inference settings (or --global_shifts) and calibration; the CSVs hold the
+inference settings (or --global_shifts, --member_weighting) and calibration; the CSVs hold the
 raw signals too, for isbi2015_calibrate.py's nested fit. Nothing trains, so
 choosing among nets already trained costs minutes, not hours.
 
@@ -32,6 +34,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from lmk_tf.method.config import MEMBER_WEIGHTINGS  # after the path; imports no TensorFlow
+
 flags.DEFINE_string("data", "../shared/data/isbi2015", "The isbi2015 directory (images/, senior.csv, junior.csv).")
 flags.DEFINE_string("fold_models", "saved_models/isbi2015_kfold", "The k-fold recipe's fold models (fold<k>/<v>).")
 flags.DEFINE_list("add", [], "Model directories (fold<k>/<v> under each) whose added local member joins the mean.")
@@ -40,6 +44,8 @@ flags.DEFINE_multi_integer("drop_member", [], "Leave out this one of the fold mo
                            "first after the first net); repeat the flag for several.")
 flags.DEFINE_integer("global_shifts", None, "Global passes on half-cell-shifted copies (0-3); default: the "
                      "fold model's.")
+flags.DEFINE_enum("member_weighting", None, list(MEMBER_WEIGHTINGS), "How the local nets' "
+                  "estimates are combined; default: the fold model's.")
 flags.DEFINE_string("predictions", None, "Directory for the composite's fold<k>.csv held-out predictions.")
 flags.DEFINE_string("export", None, "Also export each fold's composite, as the next version under "
                     "<export>/fold<k> (--fold_models itself: it becomes the fold models' newest).")
@@ -57,7 +63,8 @@ def rebuilt(base, hint=""):
 
     if not list_versions(base):
         raise SystemExit(f"isbi2015_compose: no exported model in {base}{hint}")
-    return rebuild(base, calibration=None, global_shifts=FLAGS.global_shifts)
+    return rebuild(base, calibration=None, global_shifts=FLAGS.global_shifts,
+                   member_weighting=FLAGS.member_weighting)
 
 
 def added_member(models_dir, fold):
@@ -150,7 +157,7 @@ def main(argv):
         fold_errors = np.reshape([r["error_mm"] for r in rows], [len(held_out), len(names)])
         errors.append(fold_errors)
         print(f"fold {fold}: {1 + len(model.extra_local_nets)} local net(s), "
-              f"global_shifts={model.global_shifts}: held-out MRE "
+              f"global_shifts={model.global_shifts}, {model.member_weighting}: held-out MRE "
               f"{np.nanmean(fold_errors):.3f} mm over {len(held_out)} images; {path} ({time.time() - t0:.0f}s)",
               flush=True)
     print(format_pooled(np.concatenate(errors), names, len(errors)))

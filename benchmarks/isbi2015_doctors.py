@@ -10,7 +10,12 @@ model's MRE and SDR at 2 mm against each doctor and against their mean, how
 many of the errors > 4 mm fall where the doctors are > 4 mm apart or lie within
 2 mm of one doctor, and how well the doctors' distance, an oracle the model
 never sees, would rank the errors (Spearman, AUROC > 4 mm): a yardstick for the
-predicted error of #10. The last line is key=value figures.
+predicted error of #10. With two or more fold files it also fits the predicted
+error's calibration map nested, as isbi2015_calibrate.py does (each fold's rows
+scored by a map fitted on the other folds), on the model's signals alone and
+with the doctors' distance as one more signal: how much a predicted error could
+gain if it knew where the truth itself is uncertain. The last line is key=value
+figures.
 """
 
 import glob
@@ -50,6 +55,25 @@ def doctors_points(doctors, images, landmarks):
     return out
 
 
+def nested_ranking(fold_of, landmark, error, columns):
+    """(Spearman, AUROC > 4 mm) of the predicted error from `columns` ({name: [N]} signals), each
+    fold's rows scored by the calibration map fitted on the other folds' rows."""
+    import numpy as np
+
+    from lmk_tf.evaluation.uncertainty import auroc, spearman
+    from lmk_tf.method.uncertainty import fit_calibration, predict_error
+
+    names = list(dict.fromkeys(landmark))
+    index = np.array([names.index(n) for n in landmark])
+    x = np.stack(list(columns.values()), axis=1)
+    expected = np.zeros(len(error))
+    for k in sorted(set(fold_of)):
+        train, test = fold_of != k, fold_of == k
+        calibration = fit_calibration(x[train], index[train], error[train], len(names), feature_names=list(columns))
+        expected[test] = predict_error(x[test], index[test], calibration)[0]
+    return spearman(expected, error), auroc(expected, error > 4.0)
+
+
 def main(argv):
     del argv
     import numpy as np
@@ -60,6 +84,7 @@ def main(argv):
     from lmk_tf.errors import LmkError
     from lmk_tf.evaluation.predictions import read_predictions_csv
     from lmk_tf.evaluation.uncertainty import auroc, spearman
+    from lmk_tf.method.uncertainty import FEATURES
 
     paths = sorted(glob.glob(os.path.join(FLAGS.predictions, "fold*.csv")))
     if not paths:
@@ -70,6 +95,9 @@ def main(argv):
     except (LmkError, OSError) as e:
         raise SystemExit(f"isbi2015_doctors: {e}") from None
     rows = {k: np.concatenate([p[k] for p in parts]) for k in ("image", "landmark", "pred_index", "error_mm")}
+    signals = [f for f in FEATURES if all(f in p for p in parts)]
+    rows.update({f: np.concatenate([p[f] for p in parts]) for f in signals})
+    rows["fold"] = np.concatenate([np.full(len(p["error_mm"]), k) for k, p in enumerate(parts)])
     kept = np.isfinite(rows["error_mm"])
     rows = {k: v[kept] for k, v in rows.items()}
     points = {who: np.asarray(v, np.float64) for who, v in doctors_points(doctors, rows["image"],
@@ -93,6 +121,16 @@ def main(argv):
     oracle_rho, oracle_auc = spearman(apart, error), auroc(apart, big)
     print(f"the doctors' distance as a predicted error (an oracle): Spearman {oracle_rho:.3f}, "
           f"AUROC > 4 mm {oracle_auc:.3f}")
+    nested = ""
+    if len(parts) > 1:
+        own = nested_ranking(rows["fold"], rows["landmark"], error, {f: rows[f] for f in signals})
+        told = nested_ranking(rows["fold"], rows["landmark"], error,
+                              {**{f: rows[f] for f in signals}, "doctors_apart_mm": apart})
+        print(f"the predicted error, calibrated nested over the {len(parts)} fold files: from the model's signals "
+              f"Spearman {own[0]:.3f}, AUROC > 4 mm {own[1]:.3f}; with the doctors' distance as one more signal "
+              f"(an oracle) Spearman {told[0]:.3f}, AUROC > 4 mm {told[1]:.3f}")
+        nested = (f" signals_spearman={own[0]:.3f} signals_auroc4={own[1]:.3f}"
+                  f" with_doctors_spearman={told[0]:.3f} with_doctors_auroc4={told[1]:.3f}")
     print(f"\n{'landmark':24s}{'model mm':>10s}{'SDR 2 mm':>10s}{'doctors apart':>15s}")
     names = list(dict.fromkeys(rows["landmark"]))
     for name in sorted(names, key=lambda n: -error[rows["landmark"] == n].mean()):
@@ -101,7 +139,7 @@ def main(argv):
     print(f"doctors_apart_mm={apart.mean():.3f} model_mm={error.mean():.3f} "
           f"senior_mm={against['senior'].mean():.3f} junior_mm={against['junior'].mean():.3f} "
           f"over4mm={big.sum()} over4mm_doctors_apart={(apart[big] > 4).sum()} "
-          f"oracle_spearman={oracle_rho:.3f} oracle_auroc4={oracle_auc:.3f}")
+          f"oracle_spearman={oracle_rho:.3f} oracle_auroc4={oracle_auc:.3f}{nested}")
 
 
 if __name__ == "__main__":

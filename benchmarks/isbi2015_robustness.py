@@ -18,7 +18,10 @@ magnification: a model that is exactly as good on the magnified head shows
 1.3x the error at 1.3x. The columns `anatomy` and `ratio` after it give the
 MRE in the anatomy's own mm (divided by the magnification). The last line is
 `worst_ratio=<max MRE ratio> over10mm=<total count> max_mm=<largest error>
-worst_ratio_anatomy=<the same in the anatomy's mm>`.
+worst_ratio_anatomy=<the same in the anatomy's mm>`; before it, one line per
+landmark more than --list_mm (10) off: perturbation, image, landmark, error,
+worst first, so a gross error that recurs under several perturbations shows
+as one.
 """
 
 import os
@@ -40,6 +43,8 @@ flags.DEFINE_integer("split_seed", 0, "Seed of the recipe's fold split.")
 flags.DEFINE_integer("max_images", 0, "Use at most this many held-out images per fold (0: all).", lower_bound=0)
 flags.DEFINE_list("perturbations", list(PERTURBATIONS), "Which perturbations (names as printed).")
 flags.DEFINE_float("spacing", 0.1, "mm per pixel of the images.")
+flags.DEFINE_float("list_mm", 10.0, "List every landmark more than this many mm off (the count stays > 10 mm).",
+                   lower_bound=0.0)
 FLAGS = flags.FLAGS
 
 
@@ -57,6 +62,7 @@ def main(argv):
         os.path.join(d, "images"), [os.path.join(d, "senior.csv"), os.path.join(d, "junior.csv")],
         spacing=FLAGS.spacing, combine="mean")
     errors = {p: [] for p in FLAGS.perturbations}  # per perturbation: [images, L] mm, NaN = excluded
+    image_ids = []
     t0 = time.time()
     for fold in (int(f) for f in FLAGS.folds):
         path = os.path.join(FLAGS.models, f"fold{fold}")
@@ -74,6 +80,7 @@ def main(argv):
                 out = model.predict({"image": moved[..., None], "spacing": np.asarray(image.spacing, np.float32)})
                 err = np.linalg.norm((out["landmarks_index"] - truth) * np.asarray(image.spacing), axis=1)
                 errors[name].append(err)
+            image_ids.append(sample.image_id)
             print(f"fold {fold}: {n + 1}/{len(held_out)} images ({time.time() - t0:.0f}s)", flush=True)
     base = None
     worst_ratio, worst_anatomy, total_over, max_mm = 0.0, 0.0, 0, 0.0
@@ -95,6 +102,11 @@ def main(argv):
             worst_anatomy = max(worst_anatomy, anatomy_ratio)
         total_over += over
         max_mm = max(max_mm, float(valid.max()))
+    gross = [(float(e), name, image_ids[i], names[j]) for name in FLAGS.perturbations
+             for (i, j), e in np.ndenumerate(np.stack(errors[name])) if e > FLAGS.list_mm]
+    for e, name, image_id, landmark in sorted(gross, reverse=True):
+        anatomy = e / MAGNIFICATION.get(name, 1.0)
+        print(f"over {FLAGS.list_mm:g} mm: {name} {image_id} {landmark} {e:.1f} mm (anatomy {anatomy:.1f})")
     print(f"worst_ratio={worst_ratio:.3f} over10mm={total_over} max_mm={max_mm:.1f} "
           f"worst_ratio_anatomy={worst_anatomy:.3f} images={len(errors[FLAGS.perturbations[0]])}")
 

@@ -22,7 +22,7 @@ from lmk_tf.method.graph import GlobalToLocal
 from lmk_tf.training.trainer import build_stage_model
 
 _INFERENCE = ("presence_threshold", "local_iterations", "shift_crops", "calibration", "normalise_scale",
-              "reference_distances_mm", "shape_weights", "global_shifts")
+              "reference_distances_mm", "shape_weights", "global_shifts", "member_weighting")
 
 
 def rebuild(path: str, **overrides) -> GlobalToLocal:
@@ -30,7 +30,8 @@ def rebuild(path: str, **overrides) -> GlobalToLocal:
 
     `overrides` replace inference settings (presence_threshold,
     local_iterations, shift_crops, calibration, normalise_scale,
-    reference_distances_mm, shape_weights, global_shifts); None keeps the version's.
+    reference_distances_mm, shape_weights, global_shifts, member_weighting); None keeps the
+    version's (a version exported before member_weighting existed takes the mean).
     """
     version_dir, _ = resolve_model_dir(path)
     info = read_model_info(version_dir)

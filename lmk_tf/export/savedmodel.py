@@ -134,6 +134,7 @@ def model_info(pipeline, extra: dict | None = None) -> dict:
         "local_iterations": pipeline.local_iterations,
         "shift_crops": pipeline.shift_crops,
         "global_shifts": pipeline.global_shifts,
+        "member_weighting": pipeline.member_weighting,
         "normalise_scale": pipeline.normalise_scale,
         "reference_distances_mm": pipeline.reference_distances_mm,
         "shape_weights": pipeline.shape_weights,

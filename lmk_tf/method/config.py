@@ -15,6 +15,8 @@ import os
 from lmk_tf.errors import ConfigError
 
 STAGES = ("global", "local")
+# How the composed graph combines its local nets' estimates (`InferenceConfig.member_weighting`).
+MEMBER_WEIGHTINGS = ("mean", "inverse_variance")
 LOCAL_MODES = ("shared", "specialised")
 
 

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lmk_tf.method.config import StageConfig
+from lmk_tf.method.config import MEMBER_WEIGHTINGS, StageConfig
 from lmk_tf.method.layers import (
     PACKAGE,
     SubImageCrop,
@@ -83,6 +83,9 @@ class GlobalToLocal(keras.Model):
       extra_local_configs: the StageConfig dicts of `extra_local_nets`; each
         must cut sub-images of `local_config`'s size, at its own spacing (a
         coarser one sees more around the landmark in as many pixels).
+      member_weighting: "mean" (every local net's estimate weighs the same) or
+        "inverse_variance" (each weighs one over the square of its own vote
+        spread for that landmark: a net whose votes scatter counts less there).
 
     Call arguments:
       inputs: dict with `image` [*spatial, 1] and `spacing` [ndim] (one image,
@@ -98,7 +101,7 @@ class GlobalToLocal(keras.Model):
     def __init__(self, global_net, local_net, global_config, local_config, landmark_names,
                  presence_threshold=0.5, local_iterations=1, calibration=None, shift_crops=0,
                  normalise_scale=False, reference_distances_mm=None, shape_weights=None, extra_local_nets=(),
-                 extra_local_configs=(), global_shifts=0, **kwargs):
+                 extra_local_configs=(), global_shifts=0, member_weighting="mean", **kwargs):
         super().__init__(**kwargs)
         self.global_net = global_net
         self.local_net = local_net
@@ -114,6 +117,9 @@ class GlobalToLocal(keras.Model):
         if int(global_shifts) not in (0, 1, 2, 3):
             raise ValueError(f"global_shifts must be 0, 1, 2 or 3, got {global_shifts!r}")
         self.global_shifts = int(global_shifts)
+        if member_weighting not in MEMBER_WEIGHTINGS:
+            raise ValueError(f"member_weighting must be one of {MEMBER_WEIGHTINGS}, got {member_weighting!r}")
+        self.member_weighting = str(member_weighting)
         self.normalise_scale = bool(normalise_scale)
         self.reference_distances_mm = None if reference_distances_mm is None else [
             float(v) for v in reference_distances_mm]
@@ -195,9 +201,10 @@ class GlobalToLocal(keras.Model):
                 image, spacing, stats, centres, (l_spacing, l_scale, l_off), shifts if last else shifts[:0])
             index = l_off + l_scale * local_index
             confidence = l_conf
-        # Members trained apart disagree where the anatomy is ambiguous to any of them.
+        # Members trained apart disagree where the anatomy is ambiguous to any of them: how far
+        # they land from their centroid, whichever way the estimate weighs them.
         ensemble = tf.sqrt(tf.reduce_mean(tf.reduce_sum(
-            tf.square((members - local_index[None]) * l_scale * spacing), axis=-1), axis=0))
+            tf.square((members - tf.reduce_mean(members, axis=0)[None]) * l_scale * spacing), axis=-1), axis=0))
 
         shift = tf.zeros_like(confidence)
         if self.shift_crops:
@@ -283,7 +290,8 @@ class GlobalToLocal(keras.Model):
         window per landmark, widened to hold them, and run in one batch with
         the unshifted ones, which costs much less than S more passes.
 
-        Returns the refined local-grid indices (the members' mean), the
+        Returns the refined local-grid indices (the members' mean, or their inverse-variance
+        weighted mean: see `member_weighting`), the
         confidence, the vote spread (local pixels) and the summed probability
         (each the members' mean, per landmark), every member's indices
         [members, L, ndim], and the first net's indices from the shifted
@@ -319,7 +327,13 @@ class GlobalToLocal(keras.Model):
             results.append((estimates[0], l_conf[:num_landmarks, 0], spread, mass))
         members = tf.stack([r[0] for r in results])
         mean = [tf.reduce_mean(tf.stack([r[k] for r in results]), axis=0) for k in range(1, 4)]
-        return (tf.reduce_mean(members, axis=0), *mean, members, moved)
+        if self.member_weighting == "inverse_variance":
+            # The floor keeps a net whose votes all agree (spread ~0) from dividing by zero.
+            weights = 1.0 / tf.square(tf.maximum(tf.stack([r[2] for r in results]), 1e-3))  # [members, L]
+            estimate = tf.reduce_sum(members * weights[..., None], axis=0) / tf.reduce_sum(weights, axis=0)[:, None]
+        else:
+            estimate = tf.reduce_mean(members, axis=0)
+        return (estimate, *mean, members, moved)
 
     def _sub_images(self, image, spacing, stats, centres, geometry, ratio, offsets):
         """The sub-images [1 + S, L, *n, 1] at `ratio` times the first local net's spacing (None: at
@@ -361,6 +375,7 @@ class GlobalToLocal(keras.Model):
             "calibration": self.calibration,
             "shift_crops": self.shift_crops,
             "global_shifts": self.global_shifts,
+            "member_weighting": self.member_weighting,
             "normalise_scale": self.normalise_scale,
             "reference_distances_mm": self.reference_distances_mm,
             "shape_weights": self.shape_weights,

@@ -69,7 +69,8 @@ def load_stage(model_dir: str, stage: str):
 def assemble(model_dir: str, *, presence_threshold: float | None = None,
              local_iterations: int | None = None, shift_crops: int | None = None,
              calibration: dict | None = None, normalise_scale: bool | None = None,
-             reference_distances_mm=None, shape_weights=None, global_shifts: int | None = None) -> GlobalToLocal:
+             reference_distances_mm=None, shape_weights=None, global_shifts: int | None = None,
+             member_weighting: str | None = None) -> GlobalToLocal:
     """Composes the trained global and local stages found in `model_dir`.
 
     The inference settings are those training wrote to inference.json; a value
@@ -82,7 +83,7 @@ def assemble(model_dir: str, *, presence_threshold: float | None = None,
     info = load_dataset_info(model_dir)
     inference = InferenceConfig.load(model_dir).override(
         presence_threshold=presence_threshold, local_iterations=local_iterations, shift_crops=shift_crops,
-        normalise_scale=normalise_scale, global_shifts=global_shifts)
+        normalise_scale=normalise_scale, global_shifts=global_shifts, member_weighting=member_weighting)
     reference = reference_distances_mm if reference_distances_mm is not None else info.get("reference_distances_mm")
     if inference.normalise_scale and reference is None:
         raise ConfigError(f"{model_dir}: normalise_scale needs the training images' landmark distances "
@@ -97,7 +98,7 @@ def assemble(model_dir: str, *, presence_threshold: float | None = None,
         info["landmark_names"], presence_threshold=inference.presence_threshold,
         local_iterations=inference.local_iterations, shift_crops=inference.shift_crops,
         calibration=calibration, normalise_scale=inference.normalise_scale,
-        global_shifts=inference.global_shifts,
+        global_shifts=inference.global_shifts, member_weighting=inference.member_weighting,
         reference_distances_mm=reference if inference.normalise_scale else None,
         shape_weights=shape_weights if shape_weights is not None else info.get("shape_weights"),
         extra_local_nets=[net for _, net in members],

@@ -14,7 +14,7 @@ import json
 import os
 
 from lmk_tf.errors import ConfigError
-from lmk_tf.method.config import STAGES, NetConfig, StageConfig
+from lmk_tf.method.config import MEMBER_WEIGHTINGS, STAGES, NetConfig, StageConfig
 
 PRESETS = ("synthetic", "ceph", "ct", "mr_head", "synthetic3d")
 # Presets for volumes only; the others exist in 2D and 3D or, ceph, in 2D only.
@@ -38,6 +38,9 @@ class InferenceConfig:
       normalise_scale: run the local stage at the head's scale (measured on the
         global estimate against the training images' landmark distances) times
         its spacing (`lmk_tf.method.scale`); for images that show every landmark.
+      member_weighting: how the local nets' estimates are combined: "mean", or
+        "inverse_variance" (each net's weighted by one over the square of its
+        own vote spread for that landmark).
     """
 
     presence_threshold: float = 0.5
@@ -45,6 +48,7 @@ class InferenceConfig:
     shift_crops: int = 0
     normalise_scale: bool = False
     global_shifts: int = 0
+    member_weighting: str = "mean"
 
     def validate(self) -> InferenceConfig:
         if not self.presence_threshold >= 0.0:
@@ -55,6 +59,9 @@ class InferenceConfig:
             raise ConfigError(f"shift_crops must be 0, 2 or 4, got {self.shift_crops!r}")
         if self.global_shifts not in (0, 1, 2, 3):
             raise ConfigError(f"global_shifts must be 0, 1, 2 or 3, got {self.global_shifts!r}")
+        if self.member_weighting not in MEMBER_WEIGHTINGS:
+            raise ConfigError(f"member_weighting must be one of {', '.join(MEMBER_WEIGHTINGS)}, "
+                              f"got {self.member_weighting!r}")
         if not isinstance(self.normalise_scale, bool):
             raise ConfigError(f"normalise_scale must be true or false, got {self.normalise_scale!r}")
         return self

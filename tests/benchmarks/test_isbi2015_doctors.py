@@ -55,3 +55,45 @@ def test_refusals_name_what_is_wrong_in_one_line(isbi_like, tmp_path):
         p = doctors(data, predictions)
         lines = [line for line in p.stderr.splitlines() if line.strip()]
         assert p.returncode != 0 and message in lines[-1] and "Traceback" not in p.stderr, p.stderr[-2000:]
+
+
+def test_the_doctors_distance_as_one_more_signal_of_the_nested_calibration(isbi_like, tmp_path):
+    # Doctors who disagree by an amount that varies by image and landmark, and errors equal to it:
+    # with their distance as a signal the nested map ranks the errors perfectly; from the model's
+    # signals alone (here constant) it can only rank landmarks by their typical error.
+    from lmk_tf.io.landmark_tables import write_landmark_table
+    from lmk_tf.io.landmarks import Landmarks
+
+    senior = read_landmark_table(isbi_like / "senior.csv")
+    images = sorted(senior)
+    data = tmp_path / "data"
+    data.mkdir()
+    junior, rows = {}, {0: [], 1: []}
+    for i, image in enumerate(images):
+        marks = senior[image]
+        apart = np.array([0.3 * (i + 1) * (j + 1) for j in range(len(marks.names))])
+        junior[image] = Landmarks(marks.names, marks.points + np.stack([apart, np.zeros_like(apart)], axis=1))
+        for name, point, e in zip(marks.names, marks.points, apart):
+            index = " ".join(f"{v:.3f}" for v in point)
+            rows[i % 2].append({"image": image, "landmark": name, "truth_index": index, "pred_index": index,
+                                "error_mm": e, "confidence": 1.0, "present": 1, "expected_error_mm": 1.0,
+                                "radius90_mm": 2.0, **dict.fromkeys(FEATURES, 0.5)})
+    write_landmark_table(data / "senior.csv", senior)
+    write_landmark_table(data / "junior.csv", junior)
+    for k, fold_rows in rows.items():
+        write_predictions_csv(tmp_path / f"fold{k}.csv", fold_rows)
+    p = doctors(data, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "calibrated nested over the 2 fold files" in p.stdout
+    figures = {k: float(v) for k, v in (item.split("=") for item in p.stdout.strip().splitlines()[-1].split())}
+    assert figures["with_doctors_spearman"] > 0.99 and figures["with_doctors_auroc4"] == 1.0
+    assert figures["signals_spearman"] < figures["with_doctors_spearman"] - 0.1
+    assert figures["over4mm"] > 0
+
+
+def test_one_fold_file_has_no_nested_figures(isbi_like, tmp_path):
+    senior = read_landmark_table(isbi_like / "senior.csv")
+    write_fold(tmp_path / "fold0.csv", senior, sorted(senior), error_mm=1.0)
+    p = doctors(isbi_like, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "nested" not in p.stdout and "signals_spearman" not in p.stdout

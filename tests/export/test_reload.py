@@ -78,3 +78,12 @@ def test_a_local_member_joins_and_the_ensemble_survives_export_and_rebuild(expor
         np.testing.assert_allclose(again[key], served[key], rtol=1e-4, atol=1e-3, err_msg=key)
         np.testing.assert_allclose(direct[key], served[key], rtol=1e-4, atol=1e-3, err_msg=key)
     assert np.all(again["ensemble_mm"] > 0)
+    # The members weighed by their spreads: the setting is exported, and rebuilt from the export.
+    assert info["member_weighting"] == "mean"
+    weighed = export_pipeline(rebuild(path, member_weighting="inverse_variance"), str(tmp_path / "tiny"), version=2)
+    assert json.load(open(f"{weighed}/assets/model_info.json"))["member_weighting"] == "inverse_variance"
+    assert rebuild(weighed).member_weighting == "inverse_variance"
+    served = LocalModel(weighed).predict({"image": np.asarray(image.array, np.float32)[..., None],
+                                          "spacing": np.asarray(image.spacing, np.float32)})
+    np.testing.assert_allclose(call_graph(rebuild(weighed), image)["landmarks_index"], served["landmarks_index"],
+                               rtol=1e-4, atol=1e-3)

@@ -238,6 +238,41 @@ def test_a_local_ensemble_answers_the_mean_of_its_members_and_their_spread(tiny_
     np.testing.assert_allclose(first["ensemble_mm"], 0.0, atol=1e-6)
 
 
+
+def test_inverse_variance_weighting_answers_the_members_weighed_by_their_own_spreads(tiny_model_dir):
+    from lmk_tf.training.trainer import build_stage_model
+
+    model = assemble(tiny_model_dir)
+    keras.utils.set_random_seed(5)
+    other = build_stage_model(StageConfig.from_dict(model.local_config), len(model.landmark_names))
+    # Perturbed enough that the two nets' estimates and spreads differ clearly.
+    other.set_weights([w + np.random.default_rng(2).normal(0, 0.3, w.shape).astype(w.dtype)
+                       for w in model.local_net.get_weights()])
+    image, _, _ = make_sample(2, 4, shape=(70, 90), spacing=(0.8, 1.1))
+    first = call_graph(_single(model, model.local_net, model.local_config), image)
+    second = call_graph(_single(model, other, model.local_config), image)
+
+    def ensemble(weighting):
+        return call_graph(GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                                        model.landmark_names, extra_local_nets=[other],
+                                        extra_local_configs=[model.local_config], member_weighting=weighting), image)
+
+    mean, weighed = ensemble("mean"), ensemble("inverse_variance")
+    w1, w2 = 1.0 / first["local_spread_mm"] ** 2, 1.0 / second["local_spread_mm"] ** 2
+    expected = (w1[:, None] * first["landmarks_index"] + w2[:, None] * second["landmarks_index"]) / (w1 + w2)[:, None]
+    np.testing.assert_allclose(weighed["landmarks_index"], expected, atol=1e-3)
+    assert np.abs(weighed["landmarks_index"] - mean["landmarks_index"]).max() > 0.05  # not the mean
+    # How far the members land apart does not depend on how they are weighed.
+    np.testing.assert_allclose(weighed["ensemble_mm"], mean["ensemble_mm"], atol=1e-5)
+
+
+def test_an_unknown_member_weighting_is_refused(tiny_model_dir):
+    model = assemble(tiny_model_dir)
+    with pytest.raises(ValueError, match="member_weighting must be one of.*got 'median'"):
+        GlobalToLocal(model.global_net, model.local_net, model.global_config, model.local_config,
+                      model.landmark_names, member_weighting="median")
+
+
 def test_a_member_that_cuts_other_sub_images_is_refused(tiny_model_dir):
     model = assemble(tiny_model_dir)
     config = {**model.local_config, "patch_size": model.local_config["patch_size"] * 2}

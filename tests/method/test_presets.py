@@ -101,6 +101,7 @@ def test_inference_settings_round_trip_and_default(tmp_path):
     ('{"local_iterations": 2, "crop": 3}', r"unknown inference settings \['crop'\]"),
     ('{"presence_threshold": -1}', "presence_threshold must be >= 0, got -1"),
     ('{"global_shifts": 4}', "global_shifts must be 0, 1, 2 or 3, got 4"),
+    ('{"member_weighting": "median"}', "member_weighting must be one of mean, inverse_variance, got 'median'"),
 ])
 def test_bad_inference_file_is_named(tmp_path, text, fragment):
     (tmp_path / INFERENCE_FILE).write_text(text)

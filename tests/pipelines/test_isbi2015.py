@@ -66,6 +66,9 @@ def check_compose(data, work, tmp):
         return [float(line.split(",")[col]) for line in lines[1:]]
 
     assert errors(tmp / "same" / "fold0.csv") == pytest.approx(errors(work / "kfold" / "fold0.csv"), abs=2e-3)
+    p = compose(tmp / "weighed", "--member_weighting=inverse_variance")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "fold 0: 3 local net(s), global_shifts=3, inverse_variance: held-out MRE" in p.stdout
     p = compose(tmp / "swap", f"--add={work}/ablation/member/models", "--drop_own_members", "--global_shifts=1",
                 f"--export={tmp}/models")
     assert p.returncode == 0, p.stderr[-3000:]
@@ -102,6 +105,24 @@ def check_local_start(data, work):
     assert "per landmark, pooled" in p.stdout
 
 
+def check_robustness(data, work):
+    """benchmarks/isbi2015_robustness.py on the fold model just trained: the table, the summary line,
+    and (--list_mm=0: every landmark) a line per landmark naming its perturbation, image and error."""
+    p = run("benchmarks/isbi2015_robustness.py", f"--data={data}", "--spacing=1.0", "--num_folds=2", "--folds=0",
+            f"--models={work}/folds", "--max_images=1", "--perturbations=none,gamma1.6", "--list_mm=0")
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = p.stdout.strip().splitlines()
+    assert lines[-1].startswith("worst_ratio=") and lines[-1].endswith(" images=1"), lines[-1]
+    listed = [line.split() for line in lines if line.startswith("over 0 mm: ")]
+    assert len(listed) == 2 * 6  # both perturbations, the stand-in's 6 landmarks
+    names = (data / "senior.csv").read_text().splitlines()[0]
+    for words in listed:
+        assert words[3] in ("none", "gamma1.6") and words[4].endswith(".png") and f",{words[5]}_x," in names, words
+    errors = [float(words[6]) for words in listed]
+    assert errors == sorted(errors, reverse=True)
+    assert int(dict(item.split("=") for item in lines[-1].split())["over10mm"]) == sum(e > 10 for e in errors)
+
+
 def recipe(data, work, report, *extra, fold=0, num_folds=2):
     return run("-m", "pipelines.isbi2015", f"--data={data}", f"--fold={fold}", f"--num_folds={num_folds}",
                "--spacing=1.0", "--global_steps=2", "--local_steps=2", f"--workdir={work}",
@@ -129,6 +150,7 @@ def test_folds_train_reuse_refuse_stale_pool_calibrate_and_the_final_model_carri
     check_stage_ablation(isbi_like, work)
     check_compose(isbi_like, work, tmp_path / "compose")
     check_local_start(isbi_like, work)
+    check_robustness(isbi_like, work)
 
     # Same settings: the trained stages are reused, the evaluation runs again.
     p = recipe(isbi_like, work, report, num_folds=2)
