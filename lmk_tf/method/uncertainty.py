@@ -16,10 +16,14 @@ The graph measures, per landmark, signals that grow when an answer is doubtful:
 
 A calibration fitted on out-of-fold predictions (never on a model's own
 training images) maps them to `expected_error_mm` (predicted radial error) with
-log(err + EPS) = intercept[l] + sum_k w_k log(feature_k + EPS), and to
-`radius90_mm` = q90 * expected_error_mm, q90 being the split-conformal
-quantile of err / expected_error_mm on the calibration set, so that the truth
-lies within it 9 times in 10.
+log(err + EPS) = intercept[l] + sum_k w_k x_k + sum_k h_k max(x_k - knot_k, 0),
+x_k = log(feature_k + EPS), and to `radius90_mm` = q90 * expected_error_mm, q90
+being the split-conformal quantile of err / expected_error_mm on the
+calibration set, so that the truth lies within it 9 times in 10. The hinge
+terms (knots at each signal's 90th percentile; fitted only on calibration sets
+of HINGE_MIN_ROWS or more) let a signal that is extreme say more than its
+linear weight would: a local stage that moved the global estimate twice as far
+as usual is a gross miss more often than a linear map predicts.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from lmk_tf.method.layers import cell_centres
 FEATURES = ("local_spread_mm", "global_spread_mm", "global_local_mm", "local_mass", "global_mass", "shift_mm",
             "shape_mm", "ensemble_mm")
 EPS = 0.05  # mm (and probability units): keeps log() finite and damps tiny values
+HINGE_QUANTILE = 0.9
+# Below this many predictions a hinge has too few rows above its knot to be fitted.
+HINGE_MIN_ROWS = 200
 
 
 def vote_spread(displacement, probability, position, stride, from_logits=False):
@@ -78,12 +85,19 @@ def apply_calibration(signals: dict, calibration: dict):
     for name, w in zip(calibration["features"], calibration["weights"]):
         if w:
             log_err = log_err + float(w) * ops.log(signals[name] + EPS)
+    # A calibration fitted before the hinges existed has none.
+    for name, knot, h in zip(calibration["features"], calibration.get("knots", ()),
+                             calibration.get("hinge_weights", ())):
+        if h:
+            log_err = log_err + float(h) * ops.maximum(ops.log(signals[name] + EPS) - float(knot), 0.0)
     expected = ops.maximum(ops.exp(log_err) * float(calibration["smear"]) - EPS, 0.01)
     return expected, expected * float(calibration["q90"])
 
 
-def _design(features: np.ndarray) -> np.ndarray:
-    return np.log(np.asarray(features, np.float64) + EPS)
+def _design(features: np.ndarray, knots=None) -> np.ndarray:
+    """The log signals, and with `knots` their hinges after them."""
+    x = np.log(np.asarray(features, np.float64) + EPS)
+    return x if knots is None else np.concatenate([x, np.maximum(x - np.asarray(knots), 0.0)], axis=1)
 
 
 def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarray, num_landmarks: int, *,
@@ -103,7 +117,9 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
                          f"got shape {features.shape}")
     if len(errors) < 20:
         raise ValueError(f"a calibration needs at least 20 predictions, got {len(errors)}")
-    x = _design(features)
+    knots = (np.quantile(_design(features), HINGE_QUANTILE, axis=0) if len(errors) >= HINGE_MIN_ROWS
+             else None)
+    x = _design(features, knots)
     onehot = np.eye(num_landmarks)[landmark]
     a = np.concatenate([onehot, x], axis=1)
     y = np.log(errors + EPS)
@@ -114,7 +130,7 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
                                                        1e-3 * np.eye(x.shape[1])], axis=1)])
     lhs = a.T @ a + ridge * penalty.T @ penalty
     coef = np.linalg.solve(lhs, a.T @ y)
-    intercepts, weights = coef[:num_landmarks], coef[num_landmarks:]
+    intercepts, weights = coef[:num_landmarks], coef[num_landmarks:num_landmarks + len(feature_names)]
     pred = a @ coef
     # exp(E[log]) underestimates E[err]; Duan's smearing factor restores the mean.
     smear = float(np.mean(np.exp(y - pred)))
@@ -122,7 +138,7 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
     ratio = errors / expected
     n = len(ratio)
     q = float(np.quantile(ratio, min(1.0, math.ceil((n + 1) * coverage) / n), method="higher"))
-    return {
+    calibration = {
         "features": list(feature_names),
         "weights": [float(w) for w in weights],
         "intercepts": [float(b) for b in intercepts],
@@ -130,11 +146,16 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
         "q90": q,
         "fitted_on": fitted_on or f"{n} out-of-fold predictions",
     }
+    if knots is not None:
+        calibration["knots"] = [float(k) for k in knots]
+        calibration["hinge_weights"] = [float(h) for h in coef[num_landmarks + len(feature_names):]]
+    return calibration
 
 
 def predict_error(features: np.ndarray, landmark: np.ndarray, calibration: dict):
     """numpy twin of `apply_calibration` for fitted rows: (expected_error_mm, radius90_mm)."""
-    x = _design(features)
-    log_err = np.asarray(calibration["intercepts"])[np.asarray(landmark)] + x @ np.asarray(calibration["weights"])
+    x = _design(features, calibration.get("knots"))
+    weights = list(calibration["weights"]) + list(calibration.get("hinge_weights", []))
+    log_err = np.asarray(calibration["intercepts"])[np.asarray(landmark)] + x @ np.asarray(weights)
     expected = np.maximum(np.exp(log_err) * calibration["smear"] - EPS, 0.01)
     return expected, expected * calibration["q90"]

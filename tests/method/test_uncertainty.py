@@ -80,3 +80,46 @@ def test_a_fit_on_some_signals_lists_them_and_maps_only_them():
     np.testing.assert_allclose(np.asarray(expected), predict_error(x[:3, [0, 5]], np.arange(3), cal)[0], rtol=1e-4)
     with pytest.raises(ValueError, match=r"features must be \[N, 2\]"):
         fit_calibration(x, lm, err, 3, feature_names=names)
+
+
+def hinge_rows(n, seed):
+    """Errors that follow the local spread and, once global_local_mm passes its 90th percentile
+    (a local stage that moved the global estimate unusually far), grow with its square too."""
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(0.0, 0.6, size=(n, len(FEATURES)))
+    lm = rng.integers(0, 3, n)
+    beyond = np.maximum(np.log(x[:, 2]) - 0.6 * 1.2816, 0.0)  # past the lognormal's 90th percentile
+    err = x[:, 0] ** 0.5 * np.exp(2.0 * beyond) * rng.lognormal(0, 0.2, n)
+    return x, lm, err
+
+
+def test_a_signal_beyond_its_knot_says_more_than_its_linear_weight(monkeypatch):
+    import lmk_tf.method.uncertainty as uncertainty
+
+    x, lm, err = hinge_rows(4000, 3)
+    cal = fit_calibration(x, lm, err, 3)
+    assert len(cal["knots"]) == len(cal["hinge_weights"]) == len(FEATURES)
+    assert cal["knots"][2] == pytest.approx(0.6 * 1.2816, abs=0.1)  # log of the 90th percentile
+    assert cal["hinge_weights"][2] == pytest.approx(2.0, abs=0.3)
+    assert max(abs(h) for h in np.delete(cal["hinge_weights"], 2)) < 0.2
+    monkeypatch.setattr(uncertainty, "HINGE_MIN_ROWS", 10**9)
+    linear = fit_calibration(x, lm, err, 3)
+    assert "knots" not in linear
+    # On new rows far past the knot, the linear map says too little; the hinged one does not.
+    xt, lt, et = hinge_rows(4000, 4)
+    far = xt[:, 2] > np.exp(0.6 * 1.2816 + 0.5)
+    assert 0.8 < np.median(et[far] / predict_error(xt[far], lt[far], cal)[0]) < 1.25
+    assert np.median(et[far] / predict_error(xt[far], lt[far], linear)[0]) > 1.4
+    # The graph applies the hinges as numpy does, on rows beyond the knot and below it.
+    rows = np.concatenate([xt[far][:2], xt[xt[:, 2] < 1.0][:1]])
+    signals = {f: rows[:, i].astype(np.float32) for i, f in enumerate(FEATURES)}
+    graph_expected, graph_radius = apply_calibration(signals, cal)
+    np_expected, np_radius = predict_error(rows, np.arange(3), cal)
+    np.testing.assert_allclose(np.asarray(graph_expected), np_expected, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(graph_radius), np_radius, rtol=1e-4)
+
+
+def test_a_small_calibration_set_fits_no_hinges():
+    x, lm, err = hinge_rows(199, 5)
+    assert "knots" not in fit_calibration(x, lm, err, 3)
+    assert "knots" in fit_calibration(*hinge_rows(200, 5), 3)
