@@ -19,9 +19,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, "saved_models", "isbi2015_ceph")
 LANDMARK_OUTPUTS = {"landmarks_index", "landmarks_mm", "confidence", "present"}
 UNCERTAINTY_OUTPUTS = {"expected_error_mm", "radius90_mm"}
-# Version 8 (two four-stage local nets, the global estimate averaged over shifted passes) and
-# version 9 (three, one trained with narrower augmentation) both answer the predicted error.
-VERSIONS = {8: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS, 9: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS}
+# Version 9 (three four-stage local nets, one trained with narrower augmentation) and version 10
+# (the same nets, the predicted error's calibration with hinges) both answer the predicted error.
+VERSIONS = {9: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS, 10: LANDMARK_OUTPUTS | UNCERTAINTY_OUTPUTS}
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys

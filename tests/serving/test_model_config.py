@@ -26,8 +26,8 @@ def test_shipped_models_config_parses_with_the_real_proto():
     ceph = models["isbi2015_ceph"]
     assert ceph.base_path == "/models/isbi2015_ceph"
     assert ceph.model_platform == "tensorflow"
-    assert list(ceph.model_version_policy.specific.versions) == [8, 9, 10]
-    assert dict(ceph.version_labels) == {"stable": 9, "canary": 10}
+    assert list(ceph.model_version_policy.specific.versions) == [9, 10, 11]
+    assert dict(ceph.version_labels) == {"stable": 10, "canary": 11}
     # "stable" must name a version that is committed, or the server has nothing to serve.
     shipped = os.path.join(SERVING, "..", "saved_models", "isbi2015_ceph", str(ceph.version_labels["stable"]))
     assert os.path.exists(os.path.join(shipped, "saved_model.pb"))
