@@ -26,7 +26,12 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lmk_tf.evaluation import plots
 from lmk_tf.evaluation.predictions import read_predictions_csv
-from lmk_tf.evaluation.uncertainty import format_uncertainty, summarize_uncertainty
+from lmk_tf.evaluation.uncertainty import (
+    format_review,
+    format_uncertainty,
+    review_thresholds,
+    summarize_uncertainty,
+)
 from lmk_tf.method.uncertainty import FEATURES, fit_calibration, predict_error
 
 flags.DEFINE_string("predictions", "docs/isbi2015/kfold", "Directory with fold<k>.csv files.")
@@ -86,6 +91,7 @@ def main(argv):
         f"{b['predicted_mm']:.2f}->{b['actual_mm']:.2f}" for b in pooled["calibration"]))
     print("risk-coverage: " + ", ".join(
         f"keep {100 * b['kept']:.0f}% MRE {b['mre_mm']:.2f} max {b['max_mm']:.1f}" for b in pooled["risk_coverage"]))
+    print("what --review_mm would flag (nested):\n" + format_review(review_thresholds(expected, errors)))
     if FLAGS.plots:
         write_plots(FLAGS.plots, expected, errors)
     if FLAGS.output:

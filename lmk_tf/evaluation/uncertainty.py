@@ -66,6 +66,30 @@ def risk_coverage(score, errors, fractions=(1.0, 0.95, 0.9, 0.8, 0.7, 0.5)) -> l
     return out
 
 
+def review_thresholds(expected, errors, thresholds=(1.0, 1.5, 2.0, 3.0), gross_mm: float = 4.0) -> list[dict]:
+    """What `--review_mm=X` would do: per X, the share of landmarks whose expected error is above it
+    (flagged for review), how many of the errors > gross_mm are among them, and the MRE and largest
+    error of the landmarks not flagged."""
+    expected, errors = np.asarray(expected), np.asarray(errors)
+    gross = errors > gross_mm
+    out = []
+    for x in thresholds:
+        flagged = expected > x
+        kept = errors[~flagged]
+        out.append({"review_mm": float(x), "flagged": float(flagged.mean()),
+                    "gross_caught": int((flagged & gross).sum()), "gross": int(gross.sum()),
+                    "kept_mre_mm": float(kept.mean()) if len(kept) else float("nan"),
+                    "kept_max_mm": float(kept.max()) if len(kept) else float("nan")})
+    return out
+
+
+def format_review(rows: list[dict], gross_mm: float = 4.0) -> str:
+    return "\n".join(
+        f"--review_mm={r['review_mm']:g}: flags {100 * r['flagged']:.1f} % of the landmarks, "
+        f"{r['gross_caught']} of the {r['gross']} > {gross_mm:g} mm among them; the rest MRE "
+        f"{_figure(r['kept_mre_mm'])} mm, max {_figure(r['kept_max_mm'])} mm" for r in rows)
+
+
 def summarize_uncertainty(expected, radius90, errors) -> dict:
     expected, radius90, errors = np.asarray(expected), np.asarray(radius90), np.asarray(errors)
     return {

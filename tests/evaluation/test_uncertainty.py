@@ -5,7 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from lmk_tf.evaluation.uncertainty import auroc, calibration_bins, risk_coverage, spearman, summarize_uncertainty
+from lmk_tf.evaluation.uncertainty import (
+    auroc,
+    calibration_bins,
+    format_review,
+    review_thresholds,
+    risk_coverage,
+    spearman,
+    summarize_uncertainty,
+)
 
 
 def test_spearman_handles_ties_and_monotone_maps():
@@ -43,3 +51,19 @@ def test_summary_is_plain_json():
     s = summarize_uncertainty(err * 1.1, err * 2.0, err)
     assert json.loads(json.dumps(s)) == s
     assert len(s["calibration"]) == 10 and [b["kept"] for b in s["risk_coverage"]] == [1.0, 0.95, 0.9, 0.8, 0.7, 0.5]
+
+
+def test_review_thresholds_say_what_each_would_flag_and_leave():
+    expected = np.array([0.5, 0.8, 1.2, 1.6, 2.5, 3.5])
+    errors = np.array([0.4, 5.0, 1.0, 4.5, 2.0, 6.0])
+    rows = review_thresholds(expected, errors, thresholds=(1.0, 3.0, 4.0))
+    assert [r["flagged"] for r in rows] == pytest.approx([4 / 6, 1 / 6, 0.0])
+    assert [(r["gross_caught"], r["gross"]) for r in rows] == [(2, 3), (1, 3), (0, 3)]
+    assert rows[0]["kept_mre_mm"] == pytest.approx(2.7) and rows[0]["kept_max_mm"] == 5.0
+    assert rows[2]["kept_mre_mm"] == pytest.approx(errors.mean())
+    everything = review_thresholds(expected, errors, thresholds=(0.1,))[0]
+    assert everything["flagged"] == 1.0 and np.isnan(everything["kept_mre_mm"])
+    text = format_review(rows[:1] + [everything])
+    assert text.splitlines()[0] == ("--review_mm=1: flags 66.7 % of the landmarks, 2 of the 3 > 4 mm among them; "
+                                    "the rest MRE 2.700 mm, max 5.000 mm")
+    assert "the rest MRE n/a mm, max n/a mm" in text.splitlines()[1]
