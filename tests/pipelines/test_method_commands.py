@@ -31,7 +31,8 @@ def test_commands_end_to_end(tmp_path):
     # Training wrote the preset's inference settings; export uses them unless a flag overrides.
     assert json.load(open(os.path.join(model, "inference.json"))) == {"presence_threshold": 0.5,
                                                                      "local_iterations": 1, "shift_crops": 0,
-                                                                     "normalise_scale": False, "global_shifts": 0}
+                                                                     "normalise_scale": False, "global_shifts": 0,
+                                                                     "member_weighting": "mean"}
     held_out = ("--synthetic=6", "--fold=0", "--num_folds=3", "--overlays=1")
     p = run("evaluate", f"--model_dir={model}", *held_out, f"--output={report}")
     assert p.returncode == 0, p.stderr[-2000:]

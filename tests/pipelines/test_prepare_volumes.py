@@ -52,7 +52,8 @@ def test_prepare_volumes_then_train_with_the_ct_preset(tmp_path, volume_dirs):
     assert (config["spacing"], config["patch_size"], config["alpha"]) == (2.0, 64, 8.0)
     assert json.load(open(os.path.join(model, "inference.json"))) == {"presence_threshold": 0.5,
                                                                      "local_iterations": 3, "shift_crops": 0,
-                                                                     "normalise_scale": False, "global_shifts": 0}
+                                                                     "normalise_scale": False, "global_shifts": 0,
+                                                                     "member_weighting": "mean"}
 
 
 def _one_error_line(p):
