@@ -44,16 +44,18 @@ def test_fit_ranks_and_covers_on_new_rows():
     assert 0.87 <= (et <= radius).mean() <= 0.93
 
 
-def test_graph_and_numpy_maps_agree():
-    x, lm, err = synthetic_rows(500, 3, 2)
-    cal = fit_calibration(x, lm, err, 3)
-    rows = x[:3]
+def assert_graph_matches_numpy(rows, cal):
+    """The in-graph map and its numpy twin agree on `rows` [3, features], row l being landmark l's."""
     signals = {f: rows[:, i].astype(np.float32) for i, f in enumerate(FEATURES)}
-    # One landmark per row: landmark l's row is row l.
     graph_expected, graph_radius = apply_calibration(signals, cal)
     np_expected, np_radius = predict_error(rows, np.arange(3), cal)
     np.testing.assert_allclose(np.asarray(graph_expected), np_expected, rtol=1e-4)
     np.testing.assert_allclose(np.asarray(graph_radius), np_radius, rtol=1e-4)
+
+
+def test_graph_and_numpy_maps_agree():
+    x, lm, err = synthetic_rows(500, 3, 2)
+    assert_graph_matches_numpy(x[:3], fit_calibration(x, lm, err, 3))
 
 
 def test_default_calibration_uses_the_local_spread():
@@ -111,12 +113,7 @@ def test_a_signal_beyond_its_knot_says_more_than_its_linear_weight(monkeypatch):
     assert 0.8 < np.median(et[far] / predict_error(xt[far], lt[far], cal)[0]) < 1.25
     assert np.median(et[far] / predict_error(xt[far], lt[far], linear)[0]) > 1.4
     # The graph applies the hinges as numpy does, on rows beyond the knot and below it.
-    rows = np.concatenate([xt[far][:2], xt[xt[:, 2] < 1.0][:1]])
-    signals = {f: rows[:, i].astype(np.float32) for i, f in enumerate(FEATURES)}
-    graph_expected, graph_radius = apply_calibration(signals, cal)
-    np_expected, np_radius = predict_error(rows, np.arange(3), cal)
-    np.testing.assert_allclose(np.asarray(graph_expected), np_expected, rtol=1e-4)
-    np.testing.assert_allclose(np.asarray(graph_radius), np_radius, rtol=1e-4)
+    assert_graph_matches_numpy(np.concatenate([xt[far][:2], xt[xt[:, 2] < 1.0][:1]]), cal)
 
 
 def test_a_small_calibration_set_fits_no_hinges():
