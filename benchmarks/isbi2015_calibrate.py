@@ -32,7 +32,7 @@ from lmk_tf.evaluation.uncertainty import (
     review_thresholds,
     summarize_uncertainty,
 )
-from lmk_tf.method.uncertainty import FEATURES, fit_calibration, predict_error
+from lmk_tf.method.uncertainty import FEATURES, fit_calibration, nested_predictions
 
 flags.DEFINE_string("predictions", "docs/isbi2015/kfold", "Directory with fold<k>.csv files.")
 flags.DEFINE_string("output", None, "Write the calibration fitted on all folds here (JSON).")
@@ -70,18 +70,14 @@ def main(argv):
     if lacking:
         print(f"note: {lacking} missing from some fold<k>.csv (written before the signal existed); "
               f"calibrating on {features}")
-    expected, radius, errors, confidence = [], [], [], []
-    for k, data in folds.items():
-        others = [folds[j] for j in folds if j != k]
-        cal = fit_calibration(*stack(others, names, features), len(names), feature_names=features,
-                              fitted_on=f"folds {sorted(j for j in folds if j != k)}")
-        xk, lk, ek = rows(data, names, features)
-        e, r = predict_error(xk, lk, cal)
-        s = summarize_uncertainty(e, r, ek)
-        print(f"fold {k} (calibrated on the other {len(others)}): {format_uncertainty(s)}")
-        expected.append(e), radius.append(r), errors.append(ek), confidence.append(data["confidence"])
-    expected, radius, errors = np.concatenate(expected), np.concatenate(radius), np.concatenate(errors)
-    confidence = np.concatenate(confidence)
+    x, lm, errors = stack(list(folds.values()), names, features)
+    fold_of = np.concatenate([np.full(len(d["error_mm"]), k) for k, d in folds.items()])
+    confidence = np.concatenate([d["confidence"] for d in folds.values()])
+    expected, radius = nested_predictions(x, lm, errors, fold_of, len(names), feature_names=features)
+    for k in folds:
+        mine = fold_of == k
+        s = summarize_uncertainty(expected[mine], radius[mine], errors[mine])
+        print(f"fold {k} (calibrated on the other {len(folds) - 1}): {format_uncertainty(s)}")
     pooled = summarize_uncertainty(expected, radius, errors)
     old = summarize_uncertainty(-confidence, np.full_like(errors, np.inf), errors)
     print(f"pooled, nested: {format_uncertainty(pooled)}")
@@ -95,9 +91,8 @@ def main(argv):
     if FLAGS.plots:
         write_plots(FLAGS.plots, expected, errors)
     if FLAGS.output:
-        x, lm, err = stack(list(folds.values()), names, features)
-        cal = fit_calibration(x, lm, err, len(names), feature_names=features,
-                              fitted_on=f"out-of-fold predictions of folds {sorted(folds)} ({len(err)} landmarks)")
+        cal = fit_calibration(x, lm, errors, len(names), feature_names=features,
+                              fitted_on=f"out-of-fold predictions of folds {sorted(folds)} ({len(errors)} landmarks)")
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
         with open(FLAGS.output, "w") as f:
             json.dump({"landmark_names": names, **cal}, f, indent=2)

@@ -61,16 +61,12 @@ def nested_ranking(fold_of, landmark, error, columns):
     import numpy as np
 
     from lmk_tf.evaluation.uncertainty import auroc, spearman
-    from lmk_tf.method.uncertainty import fit_calibration, predict_error
+    from lmk_tf.method.uncertainty import nested_predictions
 
     names = list(dict.fromkeys(landmark))
     index = np.array([names.index(n) for n in landmark])
-    x = np.stack(list(columns.values()), axis=1)
-    expected = np.zeros(len(error))
-    for k in sorted(set(fold_of)):
-        train, test = fold_of != k, fold_of == k
-        calibration = fit_calibration(x[train], index[train], error[train], len(names), feature_names=list(columns))
-        expected[test] = predict_error(x[test], index[test], calibration)[0]
+    expected, _ = nested_predictions(np.stack(list(columns.values()), axis=1), index, error, fold_of, len(names),
+                                     feature_names=list(columns))
     return spearman(expected, error), auroc(expected, error > 4.0)
 
 

@@ -82,14 +82,14 @@ def default_calibration(num_landmarks: int) -> dict:
 def apply_calibration(signals: dict, calibration: dict):
     """In the graph: signals (name -> [L]) -> (expected_error_mm [L], radius90_mm [L])."""
     log_err = ops.convert_to_tensor(np.asarray(calibration["intercepts"], np.float32))
-    for name, w in zip(calibration["features"], calibration["weights"]):
-        if w:
-            log_err = log_err + float(w) * ops.log(signals[name] + EPS)
     # A calibration fitted before the hinges existed has none.
-    for name, knot, h in zip(calibration["features"], calibration.get("knots", ()),
-                             calibration.get("hinge_weights", ())):
-        if h:
-            log_err = log_err + float(h) * ops.maximum(ops.log(signals[name] + EPS) - float(knot), 0.0)
+    num = len(calibration["features"])
+    knots = calibration.get("knots", [0.0] * num)
+    hinges = calibration.get("hinge_weights", [0.0] * num)
+    for name, w, knot, h in zip(calibration["features"], calibration["weights"], knots, hinges):
+        if w or h:
+            x = ops.log(signals[name] + EPS)
+            log_err = log_err + float(w) * x + float(h) * ops.maximum(x - float(knot), 0.0)
     expected = ops.maximum(ops.exp(log_err) * float(calibration["smear"]) - EPS, 0.01)
     return expected, expected * float(calibration["q90"])
 
@@ -150,6 +150,20 @@ def fit_calibration(features: np.ndarray, landmark: np.ndarray, errors: np.ndarr
         calibration["knots"] = [float(k) for k in knots]
         calibration["hinge_weights"] = [float(h) for h in coef[num_landmarks + len(feature_names):]]
     return calibration
+
+
+def nested_predictions(features: np.ndarray, landmark: np.ndarray, errors: np.ndarray, fold: np.ndarray,
+                       num_landmarks: int, *, feature_names=FEATURES):
+    """(expected_error_mm, radius90_mm) of every row, each fold's rows (`fold` [N]) predicted by the
+    calibration fitted on the other folds' rows only, so no row is scored by a map fitted on it."""
+    features, landmark, errors, fold = map(np.asarray, (features, landmark, errors, fold))
+    expected, radius = np.zeros(len(errors)), np.zeros(len(errors))
+    for k in sorted(set(fold.tolist())):
+        train, test = fold != k, fold == k
+        calibration = fit_calibration(features[train], landmark[train], errors[train], num_landmarks,
+                                      feature_names=feature_names)
+        expected[test], radius[test] = predict_error(features[test], landmark[test], calibration)
+    return expected, radius
 
 
 def predict_error(features: np.ndarray, landmark: np.ndarray, calibration: dict):
